@@ -1,0 +1,406 @@
+"""The CloudEvents NATS protocol binding: structured and binary content modes.
+
+Two layers:
+
+* the fast path, used by the router: :func:`decode` turns a NATS message into a
+  :class:`DecodedEvent` (plain attribute dict + data, no SDK objects) and :func:`encode` writes one
+  back in either mode;
+* the SDK edge, used by workers, the client and the CLI: :func:`from_message`, :func:`to_structured`
+  and :func:`to_binary` speak the cloudevents SDK's ``CloudEvent``.
+
+Decisions on the binding's open questions (spec digest, section H) are listed in the README's
+"NATS binding" section; the code below cites them where they apply.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Any
+from urllib.parse import quote, unquote
+
+import orjson
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
+
+from cerouter.errors import BindingError
+from cerouter.timestamps import format_timestamp, parse_timestamp
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+CE_PREFIX = "ce-"
+
+# Everything printable in US-ASCII except space, double quote and percent stays as it is.
+_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
+_NEEDS_ENCODING = re.compile(r'[^\x21-\x7e]|["%]')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+# The order headers are written in: required attributes first, for people reading the wire.
+_HEADER_ORDER = ("specversion", "id", "source", "type")
+
+
+class Mode(StrEnum):
+    """A content mode of the binding."""
+
+    STRUCTURED = "structured"
+    BINARY = "binary"
+
+
+class DataKind(Enum):
+    """What ``DecodedEvent.data`` holds."""
+
+    ABSENT = "absent"  # the event has no data
+    JSON = "json"  # a parsed JSON value (``None`` is an explicit JSON null)
+    TEXT = "text"  # a string of non-JSON content (structured mode ``data`` member)
+    BYTES = "bytes"  # raw bytes: a binary-mode body or a decoded ``data_base64``
+
+
+@dataclass(frozen=True, slots=True)
+class NatsMessage:
+    """A NATS message as the binding produces or reads it: headers and payload bytes."""
+
+    headers: dict[str, str]
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEvent:
+    """A CloudEvent as the router handles it: attributes as the wire carried them, plus data.
+
+    ``attributes`` maps attribute names to ``str``, ``int`` or ``bool``; in binary mode every value
+    is the canonical string from its header, in structured mode the JSON value. ``null`` attributes
+    are absent. ``mode`` is the content mode the event arrived in.
+    """
+
+    attributes: dict[str, Any]
+    mode: Mode
+    data: Any = None
+    data_kind: DataKind = DataKind.ABSENT
+
+    @property
+    def datacontenttype(self) -> str | None:
+        """The ``datacontenttype`` attribute, or ``None``."""
+        value = self.attributes.get("datacontenttype")
+        return None if value is None else str(value)
+
+    def json_data(self, *, assume_json: bool = True) -> tuple[bool, Any]:
+        """Return ``(True, value)`` when the data is JSON, else ``(False, None)``.
+
+        Binary-mode bodies are parsed here, lazily, only when the content type declares JSON (or,
+        with ``assume_json``, when it is absent, as the JSON format treats a missing type).
+        Raises :class:`BindingError` when declared-JSON bytes do not parse.
+        """
+        if self.data_kind is DataKind.JSON:
+            return True, self.data
+        if self.data_kind is not DataKind.BYTES:
+            return False, None
+        ctype = self.datacontenttype
+        if not (is_json_content_type(ctype) if ctype is not None else assume_json):
+            return False, None
+        try:
+            return True, orjson.loads(self.data)
+        except orjson.JSONDecodeError as exc:
+            raise BindingError(
+                f"data is not valid JSON ({exc}) but content type is {ctype!r}"
+            ) from None
+
+
+def is_json_content_type(ctype: str | None) -> bool:
+    """Tell whether a media type is JSON: ``*/json`` or ``*/*+json``, parameters and case ignored.
+
+    ``None`` counts as JSON, as the JSON event format says of a missing ``datacontenttype``.
+    """
+    if ctype is None:
+        return True
+    media = ctype.split(";", 1)[0].strip().lower()
+    return media.endswith("/json") or media.endswith("+json")
+
+
+def _is_text_content_type(ctype: str) -> bool:
+    media = ctype.split(";", 1)[0].strip().lower()
+    return media.startswith("text/") or media.endswith("/xml") or media.endswith("+xml")
+
+
+# --------------------------------------------------------------------------- header values
+
+
+def canonical_string(value: Any) -> str:
+    """The canonical string encoding of an attribute value (CloudEvents type system)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise BindingError(f"value {value!r} has no CloudEvents type (string, integer, boolean)")
+
+
+def encode_header_value(value: str) -> str:
+    """Percent-encode a header value: space, ``"``, ``%`` and anything outside printable ASCII."""
+    if _NEEDS_ENCODING.search(value) is None:
+        return value
+    try:
+        return quote(value, safe=_SAFE, errors="strict")
+    except UnicodeEncodeError:
+        raise BindingError(f"value {value!r} contains an unpaired surrogate") from None
+
+
+def decode_header_value(header: str, raw: str) -> str:
+    """Decode a ``ce-`` header value: trim, unquote an RFC 7230 quoted-string, percent-decode once.
+
+    Percent-encoded bytes that are not valid UTF-8 (such as the overlong ``%C0%A0``) are rejected;
+    a ``%`` not followed by two hex digits is kept as it is (the spec is silent; this is lenient
+    in what it accepts and never produces such a value).
+    """
+    value = raw.strip(" \t")
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
+    if "%" not in value:
+        return value
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise BindingError(
+            f"header {header!r}: percent-encoded bytes are not valid UTF-8: {raw!r}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def decode(headers: Mapping[str, str] | None, payload: bytes) -> DecodedEvent:
+    """Read a NATS message as a CloudEvent, detecting the content mode.
+
+    ``Content-Type`` starting with ``application/cloudevents`` (any case) means structured;
+    otherwise a ``ce-specversion`` header means binary; otherwise the payload is read as a
+    structured JSON event, which is what senders that set no headers (sdk-go, sdk-rust) produce.
+    """
+    content_type: str | None = None
+    ce_headers: list[tuple[str, str]] = []
+    if headers:
+        for key, value in headers.items():
+            lowered = key.lower()
+            if lowered == "content-type":
+                content_type = value
+            elif lowered.startswith(CE_PREFIX):
+                ce_headers.append((key, value))
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media.startswith("application/cloudevents-batch"):
+            raise BindingError(
+                f"Content-Type {content_type!r}: the NATS binding has no batch mode; "
+                "publish one event per message"
+            )
+        if media.startswith("application/cloudevents"):
+            if not media.endswith("+json"):
+                raise BindingError(
+                    f"Content-Type {content_type!r}: only the JSON event format is supported"
+                )
+            return _decode_structured(payload)
+    if any(key.lower() == "ce-specversion" for key, _ in ce_headers):
+        return _decode_binary(ce_headers, content_type, payload)
+    return _decode_structured(payload)
+
+
+def _decode_structured(payload: bytes) -> DecodedEvent:
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BindingError(
+            f"structured mode: payload is not a JSON event ({exc}); a binary-mode message "
+            "needs a ce-specversion header"
+        ) from None
+    if not isinstance(obj, dict):
+        raise BindingError(
+            f"structured mode: payload must be a JSON object, got {type(obj).__name__}"
+        )
+    has_data = "data" in obj
+    data = obj.pop("data", None)
+    b64 = obj.pop("data_base64", None)
+    attributes: dict[str, Any] = {}
+    for name, value in obj.items():
+        if value is None:  # JSON format: null is the same as absent
+            continue
+        if isinstance(value, str | bool | int) and not isinstance(value, float):
+            attributes[name] = value
+        else:
+            raise BindingError(
+                f"attribute {name!r}: {type(value).__name__} value {value!r} is not a "
+                "CloudEvents type (string, integer or boolean)"
+            )
+    if b64 is not None:
+        if has_data:
+            raise BindingError("structured mode: 'data' and 'data_base64' are mutually exclusive")
+        if not isinstance(b64, str):
+            raise BindingError("structured mode: 'data_base64' must be a base64 string")
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise BindingError("structured mode: 'data_base64' is not valid base64") from None
+        return DecodedEvent(attributes, Mode.STRUCTURED, raw, DataKind.BYTES)
+    if not has_data:
+        return DecodedEvent(attributes, Mode.STRUCTURED)
+    ctype = attributes.get("datacontenttype")
+    if ctype is None or is_json_content_type(str(ctype)):
+        return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.JSON)
+    if not isinstance(data, str):
+        raise BindingError(
+            f"structured mode: 'data' must be a string for non-JSON datacontenttype {ctype!r} "
+            "(or use 'data_base64')"
+        )
+    return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.TEXT)
+
+
+def _decode_binary(
+    ce_headers: list[tuple[str, str]], content_type: str | None, payload: bytes
+) -> DecodedEvent:
+    attributes: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for key, raw in ce_headers:
+        name = key[len(CE_PREFIX) :].lower()
+        if name in seen:
+            raise BindingError(
+                f"attribute {name!r} appears twice (headers {seen[name]!r} and {key!r})"
+            )
+        seen[name] = key
+        attributes[name] = decode_header_value(key, raw)
+    if "datacontenttype" not in attributes and content_type is not None:
+        # sdk-go reads a plain Content-Type as datacontenttype in binary mode; accept it too.
+        attributes["datacontenttype"] = content_type
+    if not payload:
+        return DecodedEvent(attributes, Mode.BINARY)
+    return DecodedEvent(attributes, Mode.BINARY, payload, DataKind.BYTES)
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def encode(event: DecodedEvent, mode: Mode) -> NatsMessage:
+    """Write a decoded event as a NATS message in the given content mode."""
+    return _encode_structured(event) if mode is Mode.STRUCTURED else _encode_binary(event)
+
+
+def _encode_structured(event: DecodedEvent) -> NatsMessage:
+    body: dict[str, Any] = dict(event.attributes)
+    kind = event.data_kind
+    if kind is DataKind.JSON or kind is DataKind.TEXT:
+        body["data"] = event.data
+    elif kind is DataKind.BYTES:
+        ctype = event.datacontenttype
+        if ctype is not None and is_json_content_type(ctype):
+            body["data"] = event.json_data()[1]
+        elif ctype is not None and _is_text_content_type(ctype) and _is_utf8(event.data):
+            body["data"] = event.data.decode("utf-8")
+        else:
+            # No content type means no assumptions about the bytes (JSON format, section 3.1).
+            body["data_base64"] = base64.b64encode(event.data).decode("ascii")
+    try:
+        payload = orjson.dumps(body)
+    except TypeError as exc:
+        raise BindingError(f"event cannot be written as JSON: {exc}") from None
+    return NatsMessage({"Content-Type": STRUCTURED_CONTENT_TYPE}, payload)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _encode_binary(event: DecodedEvent) -> NatsMessage:
+    attrs = event.attributes
+    headers: dict[str, str] = {}
+    for name in (*_HEADER_ORDER, *(n for n in attrs if n not in _HEADER_ORDER)):
+        if name in attrs:
+            headers[CE_PREFIX + name] = encode_header_value(canonical_string(attrs[name]))
+    kind = event.data_kind
+    payload = b""
+    if kind is DataKind.JSON:
+        payload = orjson.dumps(event.data)
+        if "datacontenttype" not in attrs:
+            # The JSON format implies application/json; a binding SHOULD then say so explicitly.
+            headers["ce-datacontenttype"] = "application/json"
+    elif kind is DataKind.TEXT:
+        payload = event.data.encode("utf-8")
+    elif kind is DataKind.BYTES:
+        payload = event.data
+    return NatsMessage(headers, payload)
+
+
+# --------------------------------------------------------------------------- SDK edge
+
+
+def to_sdk(event: DecodedEvent) -> CloudEvent:
+    """Build the SDK's ``CloudEvent`` from a decoded event, with data decoded per its type.
+
+    JSON data becomes Python values, text becomes ``str``, other bytes stay ``bytes``.
+    """
+    attributes = dict(event.attributes)
+    had_time = "time" in attributes
+    if had_time:
+        try:
+            attributes["time"] = parse_timestamp(str(attributes["time"]))
+        except ValueError as exc:
+            raise BindingError(f"attribute 'time': {exc}") from None
+    data: Any
+    is_json, value = event.json_data(assume_json=False)
+    if is_json:
+        data = value
+    elif event.data_kind is DataKind.TEXT:
+        data = event.data
+    elif event.data_kind is DataKind.BYTES:
+        ctype = event.datacontenttype
+        text_ok = ctype is not None and _is_text_content_type(ctype) and _is_utf8(event.data)
+        data = event.data.decode("utf-8") if text_ok else event.data
+    else:
+        data = None
+    try:
+        result = CloudEvent(attributes, data)
+    except BaseCloudEventException as exc:
+        raise BindingError(str(exc).replace("\n", " ")) from None
+    if not had_time:
+        # The SDK stamps a missing `time` with now(); a router must not invent attributes.
+        result.get_attributes().pop("time", None)
+    return result
+
+
+def from_sdk(event: CloudEvent) -> DecodedEvent:
+    """Turn an SDK ``CloudEvent`` into a decoded event (for encoding with :func:`encode`)."""
+    attributes = {
+        name: value if isinstance(value, str | bool | int) else canonical_string(value)
+        for name, value in event.get_attributes().items()
+        if value is not None
+    }
+    data = event.get_data()
+    if data is None:
+        return DecodedEvent(attributes, Mode.STRUCTURED)
+    if isinstance(data, bytes | bytearray):
+        return DecodedEvent(attributes, Mode.STRUCTURED, bytes(data), DataKind.BYTES)
+    ctype = attributes.get("datacontenttype")
+    if isinstance(data, str) and ctype is not None and not is_json_content_type(str(ctype)):
+        return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.TEXT)
+    return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.JSON)
+
+
+def from_message(headers: Mapping[str, str] | None, payload: bytes) -> CloudEvent:
+    """Read a NATS message (either content mode) as the SDK's ``CloudEvent``."""
+    return to_sdk(decode(headers, payload))
+
+
+def to_structured(event: CloudEvent) -> NatsMessage:
+    """Write an SDK ``CloudEvent`` in structured mode (JSON event format payload)."""
+    return encode(from_sdk(event), Mode.STRUCTURED)
+
+
+def to_binary(event: CloudEvent) -> NatsMessage:
+    """Write an SDK ``CloudEvent`` in binary mode (``ce-`` headers, data as payload)."""
+    return encode(from_sdk(event), Mode.BINARY)

@@ -1,0 +1,17 @@
+"""The ``cerouter`` command line: a thin typer layer over the package's functions."""
+
+from __future__ import annotations
+
+import typer
+
+from cerouter import cli_nats
+
+app = typer.Typer(
+    name="cerouter",
+    help="A CloudEvents-native event router on NATS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+cli_nats.register(app)
