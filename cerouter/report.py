@@ -1,0 +1,83 @@
+"""Validation results: one value type shared by the CLI, the router's dead-letter headers and logs.
+
+A :class:`Report` is a tuple of :class:`Problem` values; an empty one is valid. Every problem says
+at which :class:`Stage` it was found, *where* (an attribute name such as ``time``, or a JSON
+pointer into the data such as ``data/items/0/price``) and what is wrong, in words::
+
+    >>> price = Problem(Stage.DATA, "data/items/0/price", "-3 is less than the minimum of 0")
+    >>> Report((price,)).summary()
+    'data/items/0/price: -3 is less than the minimum of 0'
+
+Validation failures are values, not exceptions (see :mod:`cerouter.errors`): they describe the
+event, not a fault of the program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """The pipeline stage that found a problem (DESIGN.md, section 1)."""
+
+    BINDING = "binding"  # the NATS message is not a CloudEvent in either content mode
+    ENVELOPE = "envelope"  # a CloudEvents attribute rule is broken
+    DATA = "data"  # the event data does not match its JSON Schema (or cannot be checked)
+    ROUTING = "routing"  # no route matched, or a routing loop (the dead-letter stages)
+    DELIVERY = "delivery"  # a destination did not accept the event
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an event."""
+
+    stage: Stage
+    where: str  # attribute name, or JSON pointer into the event such as "data/items/0/price"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    def to_json(self) -> dict[str, str]:
+        """The problem as a JSON-ready dict: ``stage``, ``where``, ``message``."""
+        return {"stage": str(self.stage), "where": self.where, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The outcome of checking one event: valid when it holds no problems."""
+
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when the event passed every check."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """All problems on one line, joined with ``"; "`` (empty when there are none).
+
+        Line breaks and other control characters inside messages become spaces, so the result is
+        safe for a NATS header value or a single log field.
+        """
+        return one_line("; ".join(str(problem) for problem in self.problems))
+
+    def to_json(self) -> list[dict[str, str]]:
+        """The problems as a list of JSON-ready dicts (empty when valid)."""
+        return [problem.to_json() for problem in self.problems]
+
+
+VALID = Report()
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other non-printable characters turned into spaces."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def report_of(problems: tuple[Problem, ...] | list[Problem]) -> Report:
+    """A report of ``problems``, :data:`VALID` itself when there are none."""
+    return Report(tuple(problems)) if problems else VALID
