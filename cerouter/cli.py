@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cerouter import cli_nats, cli_validation
+from cerouter import cli_nats, cli_routing, cli_validation
 
 app = typer.Typer(
     name="cerouter",
@@ -16,3 +16,4 @@ app = typer.Typer(
 
 cli_nats.register(app)
 cli_validation.register(app)
+cli_routing.register(app)

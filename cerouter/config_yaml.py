@@ -1,0 +1,208 @@
+"""YAML with line numbers: routes.yaml is read into a tree of :class:`YNode` values.
+
+PyYAML's composer keeps a mark on every node; this module turns that node tree into plain values
+wrapped with their line, so every later error can say ``file:line: key.path: message``. Duplicate
+keys (which PyYAML silently overwrites) are errors; merge keys (``<<: *anchor``) are honoured;
+timestamps and other exotic scalars stay strings. Scalars keep their source text too (``text``),
+which filter values use so that ``NO`` or ``1.0`` are compared as written, not as YAML 1.1
+booleans or floats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from cerouter.errors import ConfigError
+
+PathPart = str | int
+
+_TAG = "tag:yaml.org,2002:"
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_constructor = SafeConstructor()
+
+
+@dataclass(slots=True, eq=False)
+class YNode:
+    """A located YAML value.
+
+    ``value`` is a ``dict[str, YNode]``, a ``list[YNode]`` or a scalar (str, int, float, bool,
+    None); ``line`` is 1-based; ``text`` is a scalar's source text; ``key_lines`` gives the line of
+    each key of a mapping.
+    """
+
+    value: Any
+    line: int
+    text: str | None = None
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_mapping(self) -> bool:
+        """``True`` for a mapping node."""
+        return isinstance(self.value, dict)
+
+    @property
+    def is_sequence(self) -> bool:
+        """``True`` for a sequence node."""
+        return isinstance(self.value, list)
+
+    def get(self, key: str) -> YNode | None:
+        """The child at ``key`` of a mapping node (``None`` if absent or not a mapping)."""
+        if isinstance(self.value, dict):
+            child: YNode | None = self.value.get(key)
+            return child
+        return None
+
+    def items(self) -> Iterator[tuple[str, YNode]]:
+        """The ``(key, child)`` pairs of a mapping node, in file order."""
+        if isinstance(self.value, dict):
+            yield from self.value.items()
+
+    def children(self) -> list[YNode]:
+        """The items of a sequence node."""
+        return list(self.value) if isinstance(self.value, list) else []
+
+    def plain(self, *, raw_scalars: bool = False) -> Any:
+        """The value without locations; with ``raw_scalars``, scalars are their source text."""
+        if isinstance(self.value, dict):
+            return {k: v.plain(raw_scalars=raw_scalars) for k, v in self.value.items()}
+        if isinstance(self.value, list):
+            return [v.plain(raw_scalars=raw_scalars) for v in self.value]
+        if raw_scalars and self.text is not None and self.value is not None:
+            return self.text
+        return self.value
+
+
+def format_path(path: tuple[PathPart, ...] | list[PathPart]) -> str:
+    """``("routes", 2, "to", 0)`` → ``routes[2].to[0]``; odd keys are quoted: ``types["a.b"]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{_quote(part)}]"
+    return out
+
+
+def _quote(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def load_yaml(text: str, file: str) -> YNode | None:
+    """Parse YAML text into a located tree; ``None`` for an empty document.
+
+    Raises :class:`ConfigError` for syntax errors, several documents, duplicate keys, non-string
+    keys and unsupported tags.
+    """
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "'{'" in problem or "'}'" in problem:
+            problem += ' (inside {...} quote subject templates: {subject: "orders.{type}"})'
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"YAML syntax error: {problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML syntax error: {exc}", file=file) from None
+    if len(nodes) > 1:
+        line = nodes[1].start_mark.line + 1
+        raise ConfigError("expected one YAML document, found several (---)", file=file, line=line)
+    if not nodes or nodes[0] is None:
+        return None
+    return _convert(nodes[0], file, ())
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _convert(node: Node, file: str, path: tuple[PathPart, ...]) -> YNode:
+    if isinstance(node, ScalarNode):
+        return YNode(_scalar(node, file, path), _line(node), text=str(node.value))
+    if isinstance(node, SequenceNode):
+        return YNode(
+            [_convert(item, file, (*path, i)) for i, item in enumerate(node.value)], _line(node)
+        )
+    if isinstance(node, MappingNode):
+        return _mapping(node, file, path)
+    raise ConfigError("unsupported YAML node", file=file, line=_line(node), path=format_path(path))
+
+
+def _mapping(node: MappingNode, file: str, path: tuple[PathPart, ...]) -> YNode:
+    out: dict[str, YNode] = {}
+    key_lines: dict[str, int] = {}
+    merged: dict[str, YNode] = {}
+    merged_lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _TAG + "merge":
+            for source in _merge_sources(value_node, file, path):
+                converted = _mapping(source, file, path)
+                for k, v in converted.value.items():
+                    if k not in merged:
+                        merged[k] = v
+                        merged_lines[k] = converted.key_lines[k]
+            continue
+        if not isinstance(key_node, ScalarNode) or key_node.tag == _TAG + "null":
+            raise ConfigError(
+                "mapping keys must be plain strings",
+                file=file,
+                line=_line(key_node),
+                path=format_path(path),
+            )
+        key = str(key_node.value)
+        if key in out:
+            raise ConfigError(
+                f"duplicate key '{key}' (first at line {key_lines[key]})",
+                file=file,
+                line=_line(key_node),
+                path=format_path(path),
+            )
+        key_lines[key] = _line(key_node)
+        out[key] = _convert(value_node, file, (*path, key))
+    for k, v in merged.items():
+        if k not in out:
+            out[k] = v
+            key_lines[k] = merged_lines[k]
+    return YNode(out, _line(node), key_lines=key_lines)
+
+
+def _merge_sources(node: Node, file: str, path: tuple[PathPart, ...]) -> list[MappingNode]:
+    if isinstance(node, MappingNode):
+        return [node]
+    if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+        return list(node.value)
+    raise ConfigError(
+        "a merge key (<<) needs a mapping or a list of mappings",
+        file=file,
+        line=_line(node),
+        path=format_path(path),
+    )
+
+
+def _scalar(node: ScalarNode, file: str, path: tuple[PathPart, ...]) -> Any:
+    tag = node.tag
+    try:
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            return _constructor.construct_yaml_bool(node)
+        if tag == _TAG + "int":
+            return _constructor.construct_yaml_int(node)
+        if tag == _TAG + "float":
+            return _constructor.construct_yaml_float(node)
+    except (ConstructorError, ValueError):
+        return str(node.value)
+    if tag.startswith(_TAG) or tag == "!":
+        return str(node.value)  # str, timestamp, binary...: kept as text
+    raise ConfigError(
+        f"unsupported YAML tag {tag!r}", file=file, line=_line(node), path=format_path(path)
+    )

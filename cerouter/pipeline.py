@@ -1,0 +1,147 @@
+"""The pure part of routing one message: decode, check, match. No I/O, no clock, no logging.
+
+The service feeds it NATS messages; the HTTP gateway and dead-letter replay will feed it the same
+``(headers, payload)`` pairs, so where an event came from never matters here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cerouter.binding import DecodedEvent, decode
+from cerouter.config import RouterConfig
+from cerouter.errors import BindingError
+from cerouter.filters import MatchAll
+from cerouter.report import Report, Stage
+from cerouter.routing import Match, Route, RouteTable
+from cerouter.schemas import SchemaRegistry
+from cerouter.validation import EventValidator
+
+HOPS_HEADER = "cerouter-hops"
+"""How many times cerouter has forwarded this message; the loop guard reads and raises it."""
+
+DEFAULT_MAX_HOPS = 8
+UNROUTED_ROUTE = "(unrouted)"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why (part of) an event goes to the dead-letter stream instead of its destinations.
+
+    ``reason`` is the dead-letter reason code (``binding``, ``envelope``, ``schema``,
+    ``unrouted``, ``loop``, ``delivery``); ``detail`` is one human line.
+    """
+
+    reason: str
+    stage: str
+    detail: str
+    route: str | None = None
+    destination: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the pipeline decided for one message.
+
+    ``matches`` are delivered; each rejection is dead-lettered once; ``dropped`` means routes.yaml
+    said ``unrouted: drop``. A message may have both matches and rejections (a route whose own
+    ``schema`` the event fails is rejected while the others still fire).
+    """
+
+    event: DecodedEvent | None
+    hops: int
+    matches: tuple[Match, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    dropped: bool = False
+
+
+def hops_of(headers: Mapping[str, str] | None) -> int:
+    """The hop count a message carries (0 when absent or unreadable)."""
+    if not headers:
+        return 0
+    raw = headers.get(HOPS_HEADER)
+    if raw is None:
+        return 0
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        return 0
+
+
+def _rejection_of(report: Report, route: str | None = None) -> Rejection:
+    stage = report.problems[0].stage
+    reason = "envelope" if stage is Stage.ENVELOPE else "schema"
+    return Rejection(reason, str(stage), report.summary(), route=route)
+
+
+class Pipeline:
+    """A loaded configuration compiled for processing messages; immutable, built once per load."""
+
+    __slots__ = ("_unrouted_route", "config", "max_hops", "registry", "table", "validator")
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        registry: SchemaRegistry | None,
+        *,
+        max_hops: int = DEFAULT_MAX_HOPS,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.table = RouteTable.from_config(config)
+        self.validator = EventValidator(registry)
+        self.max_hops = max_hops
+        target = config.unrouted.destination
+        self._unrouted_route = (
+            Route(UNROUTED_ROUTE, MatchAll(), (target,)) if target is not None else None
+        )
+
+    def process(self, headers: Mapping[str, str] | None, payload: bytes) -> Decision:
+        """Decide the fate of one NATS message."""
+        hops = hops_of(headers)
+        if hops >= self.max_hops:
+            detail = f"routing loop: the message was forwarded {hops} times (limit {self.max_hops})"
+            return Decision(None, hops, rejections=(Rejection("loop", "routing", detail),))
+        try:
+            event = decode(headers, payload)
+        except BindingError as exc:
+            return Decision(None, hops, rejections=(Rejection("binding", "binding", str(exc)),))
+        report = self.validator.check(event)
+        if not report.ok:
+            return Decision(event, hops, rejections=(_rejection_of(report),))
+        try:
+            matches = self.table.match(event)
+        except BindingError as exc:  # a data filter met data that does not parse
+            return Decision(event, hops, rejections=(Rejection("binding", "data", str(exc)),))
+        if not matches:
+            return self._unrouted(event, hops)
+        if not any(m.route.schema for m in matches):
+            return Decision(event, hops, tuple(matches))
+        return self._check_route_schemas(event, hops, matches)
+
+    def _check_route_schemas(
+        self, event: DecodedEvent, hops: int, matches: list[Match]
+    ) -> Decision:
+        good: list[Match] = []
+        bad: list[Rejection] = []
+        for match in matches:
+            schema = match.route.schema
+            if schema is not None:
+                report = self.validator.check_data(event, schema)
+                if not report.ok:
+                    bad.append(_rejection_of(report, match.route.name))
+                    continue
+            good.append(match)
+        return Decision(event, hops, tuple(good), tuple(bad))
+
+    def _unrouted(self, event: DecodedEvent, hops: int) -> Decision:
+        policy = self.config.unrouted
+        if policy.action == "drop":
+            return Decision(event, hops, dropped=True)
+        route = self._unrouted_route
+        if policy.action == "publish" and route is not None:
+            rendered = route.to[0].render(event.attributes)
+            return Decision(event, hops, (Match(route, (rendered,)),))
+        detail = f"no route matched type {event.attributes.get('type')!r}"
+        return Decision(event, hops, rejections=(Rejection("unrouted", "routing", detail),))
