@@ -79,8 +79,10 @@ def server(
 
 def publish(
     subject: Annotated[str, typer.Argument(help="NATS subject to publish to.")],
-    type_: Annotated[str, typer.Option("--type", "-t", help="Event type.")],
-    source: Annotated[str, typer.Option("--source", help="Event source (URI-reference).")],
+    type_: Annotated[str | None, typer.Option("--type", "-t", help="Event type.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Event source (URI-reference).")
+    ] = None,
     id_: Annotated[str | None, typer.Option("--id", help="Event id (default: a UUID).")] = None,
     data: Annotated[
         str | None, typer.Option(help="Event data (JSON unless a non-JSON --datacontenttype).")
@@ -97,14 +99,30 @@ def publish(
     ext: Annotated[
         list[str] | None, typer.Option(help="Extension attribute name=value (repeatable).")
     ] = None,
+    event_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--event",
+            help="Publish this JSON event file as written (not checked: test your router with it).",
+        ),
+    ] = None,
     mode: Annotated[Mode, typer.Option(help="Content mode on the wire.")] = Mode.STRUCTURED,
     nats_url: NatsUrlOption = None,
 ) -> None:
-    """Publish one CloudEvent to a NATS subject, in structured or binary mode."""
+    """Publish one CloudEvent to a NATS subject, in structured or binary mode.
+
+    Build it from options (--type and --source at least), or take a whole event with --event.
+    """
     try:
-        event = _build_event(
-            type_, source, id_, data, data_file, datacontenttype, dataschema, ce_subject, time, ext
-        )
+        if event_file is not None:
+            event = _read_event(event_file)
+        elif type_ is None or source is None:
+            raise CerouterError("--type and --source are required (or give --event FILE)")
+        else:
+            event = _build_event(
+                type_, source, id_, data, data_file, datacontenttype, dataschema, ce_subject,
+                time, ext,
+            )  # fmt: skip
         message = encode(event, mode)
     except CerouterError as exc:
         fail("publish", str(exc), 2)
@@ -112,7 +130,18 @@ def publish(
         asyncio.run(_publish(nats_urls(nats_url), subject, message.headers, message.payload))
     except CerouterError as exc:
         fail("publish", str(exc))
-    note(f"published {event.attributes['id']} to {subject} ({mode.value} mode)")
+    note(f"published {event.attributes.get('id')} to {subject} ({mode.value} mode)")
+
+
+def _read_event(path: Path) -> DecodedEvent:
+    try:
+        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        raise CerouterError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return decode(None, raw)
+    except CerouterError as exc:
+        raise CerouterError(f"{path}: {exc}") from None
 
 
 def _build_event(

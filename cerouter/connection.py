@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import nats
 from nats.aio.client import Client
 
+from cerouter.config import NatsSettings, TlsSettings
 from cerouter.errors import ServerError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -38,3 +41,65 @@ async def connect_once(urls: Sequence[str], *, name: str, connect_timeout: float
             f"cannot connect to {where}: {detail} "
             "(is a server running? start one with `cerouter server` or `cerouter run`)"
         ) from None
+
+
+def _tls_context(tls: TlsSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls.ca) if tls.ca else None)
+    if tls.cert is not None:
+        context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key else None)
+    return context
+
+
+async def connect_service(
+    settings: NatsSettings,
+    *,
+    urls: Sequence[str] | None = None,
+    on_event: Callable[[str, str], None] | None = None,
+) -> Client:
+    """Connect a long-running service: reconnect forever with backoff, report each state change.
+
+    ``on_event(state, detail)`` is called with ``disconnected``, ``reconnected``, ``closed`` and
+    ``error``, so the caller logs them in its own structured way.
+    """
+    report = on_event or (lambda state, detail: None)
+
+    async def disconnected() -> None:
+        report("disconnected", "")
+
+    async def reconnected() -> None:
+        report("reconnected", str(nc.connected_url.geturl() if nc.connected_url else ""))
+
+    async def closed() -> None:
+        report("closed", "")
+
+    async def error(exc: Exception) -> None:
+        report("error", str(exc) or type(exc).__name__)
+
+    options: dict[str, Any] = {
+        "servers": list(urls or settings.urls),
+        "name": settings.name,
+        "connect_timeout": settings.connect_timeout,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,  # a router outlives any server restart
+        "reconnect_time_wait": 0.5,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "closed_cb": closed,
+        "error_cb": error,
+    }
+    if settings.credentials is not None:
+        options["user_credentials"] = str(settings.credentials)
+    if settings.token is not None:
+        options["token"] = settings.token
+    if settings.user is not None:
+        options["user"] = settings.user
+        options["password"] = settings.password
+    if settings.tls is not None:
+        options["tls"] = _tls_context(settings.tls)
+    nc = Client()
+    try:
+        await nc.connect(**options)
+    except Exception as exc:
+        where = ", ".join(options["servers"])
+        raise ServerError(f"cannot connect to {where}: {exc or type(exc).__name__}") from None
+    return nc

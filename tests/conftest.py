@@ -35,3 +35,11 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
     client = await nats.connect(nats_url)
     yield client
     await client.close()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
+    """A nats-server of the test's own (starts in tens of milliseconds), for tests that need a
+    clean JetStream or that stop and restart the server."""
+    with EmbeddedServer(ServerConfig(port=RANDOM_PORT, store_dir=tmp_path / "js")) as server:
+        yield server

@@ -41,12 +41,13 @@ def run_cli(
 class CliProcess:
     """A long-running ``cerouter`` command whose stderr lines can be awaited."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
             [CEROUTER, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "NO_COLOR": "1"},
+            cwd=cwd,
         )
         self.stderr_lines: list[str] = []
         self._buffer = b""

@@ -1,0 +1,197 @@
+"""End to end through the CLI: `cerouter run` on the example routes.yaml routes the example events.
+
+This is the README's walk-through, driven as a user would: the example files are copied to a
+fresh directory, `cerouter run` starts its embedded server there, `cerouter publish --event`
+sends the example events, and a plain nats-py client checks where each one went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import orjson
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from cerouter.binding import from_message
+from tests.helpers import CliProcess, run_cli
+from tests.routerkit import Inbox, stream_messages
+
+pytestmark = pytest.mark.nats
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS = REPO / "examples" / "events"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """A copy of the example: routes.yaml and schemas/ in a directory of their own."""
+    shutil.copy(REPO / "routes.yaml", tmp_path / "routes.yaml")
+    shutil.copytree(REPO / "schemas", tmp_path / "schemas")
+    return tmp_path
+
+
+class RunningRouter:
+    def __init__(self, proc: CliProcess, url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+
+@pytest.fixture
+async def router(shop: Path) -> AsyncIterator[RunningRouter]:
+    port = free_port()
+    proc = CliProcess("run", "--port", str(port), "--log-format", "json", cwd=shop)
+    try:
+        await asyncio.to_thread(proc.wait_for_stderr, "cerouter routing 8 routes")
+        yield RunningRouter(proc, f"nats://127.0.0.1:{port}")
+    finally:
+        if proc.proc.poll() is None:
+            proc.proc.send_signal(signal.SIGTERM)
+            code, _, err = await asyncio.to_thread(proc.finish)
+            assert code == 0, err
+        proc.kill()
+
+
+@pytest.fixture
+async def client(router: RunningRouter) -> AsyncIterator[Client]:
+    nc = await nats.connect(router.url)
+    yield nc
+    await nc.close()
+
+
+async def publish_file(url: str, name: str, *extra: str) -> None:
+    result = await asyncio.to_thread(
+        run_cli, "publish", "events.shop", "--event", str(EVENTS / name), "-s", url, *extra
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_a_valid_order_reaches_every_destination(
+    router: RunningRouter, client: Client
+) -> None:
+    async def reserve(msg: Msg) -> None:
+        order = from_message(msg.headers, msg.data)
+        reply = {
+            "specversion": "1.0",
+            "id": "r-1",
+            "source": "/inventory",
+            "type": "com.example.inventory.reserved",
+            "data": {"order": order.get_id()},
+        }
+        await msg.respond(orjson.dumps(reply))
+
+    await client.subscribe("inventory.reserve", cb=reserve)
+    reports = await Inbox.on(client, "reports.eur.orders")
+    await publish_file(router.url, "order-created.json", "--mode", "binary")
+    [report] = await reports.wait(1)
+    [audit] = await stream_messages(client, "AUDIT", count=1)
+    [order] = await stream_messages(client, "ORDERS", count=1)
+    [work] = await stream_messages(client, "BILLING", count=1)
+    sent = orjson.loads((EVENTS / "order-created.json").read_bytes())
+    assert report.headers["ce-id"] == sent["id"]  # same mode as received: binary
+    assert audit.subject == "audit.com_example_order_created"
+    assert orjson.loads(audit.data)["id"] == sent["id"]  # mode: structured
+    assert order.headers["ce-type"] == "com.example.order.created"  # mode: binary
+    assert work.subject == "work.billing"
+    assert from_message(work.headers, work.data).get_data() == sent["data"]
+
+
+async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
+    router: RunningRouter, client: Client
+) -> None:
+    await publish_file(router.url, "order-created-invalid.json")
+    await publish_file(router.url, "order-paid-invalid.json")
+    unknown = await asyncio.to_thread(
+        run_cli, "publish", "events.shop", "--type", "org.unknown.thing", "--source", "/x",
+        "-s", router.url,
+    )  # fmt: skip
+    assert unknown.returncode == 0
+    await publish_file(router.url, "order-created.json")  # nobody answers inventory.reserve
+    letters = await stream_messages(client, "DEADLETTER", count=4)
+    by_subject = {m.subject: m for m in letters}
+    assert set(by_subject) == {
+        "deadletter.schema", "deadletter.envelope", "deadletter.unrouted", "deadletter.delivery",
+    }  # fmt: skip
+    schema = by_subject["deadletter.schema"]
+    assert (
+        "data/items/0/price: -3 is less than the minimum of 0" in schema.headers["cerouter-reason"]
+    )
+    # publish --event re-encodes the file compactly; the router keeps those bytes untouched
+    assert orjson.loads(schema.data) == orjson.loads(
+        (EVENTS / "order-created-invalid.json").read_bytes()
+    )
+    assert "id: must not be empty" in by_subject["deadletter.envelope"].headers["cerouter-reason"]
+    delivery = by_subject["deadletter.delivery"]
+    assert delivery.headers["cerouter-route"] == "bill-new-orders"
+    assert "no responders" in delivery.headers["cerouter-reason"]
+
+
+async def test_final_route_and_sub_show_alerts(router: RunningRouter) -> None:
+    sub = CliProcess("sub", "alerts.>", "--count", "1", "--timeout", "20", "-s", router.url)
+    try:
+        await asyncio.to_thread(sub.wait_for_stderr, "listening on alerts.>")
+        await publish_file(router.url, "payment-failed.json", "--mode", "binary")
+        code, out, err = await asyncio.to_thread(sub.finish)
+    finally:
+        sub.kill()
+    assert code == 0, err
+    alert = orjson.loads(out)
+    assert alert["type"] == "com.example.payment.failed"
+    assert "received on alerts.payments in structured mode" in err  # the route says structured
+
+
+async def test_sighup_reloads_and_a_broken_file_keeps_the_old_routes(
+    router: RunningRouter, client: Client, shop: Path
+) -> None:
+    routes = shop / "routes.yaml"
+    routes.write_text(routes.read_text().replace("alerts.payments", "alerts.oncall"))
+    router.proc.proc.send_signal(signal.SIGHUP)
+    await asyncio.to_thread(router.proc.wait_for_stderr, "configuration reloaded")
+    oncall = await Inbox.on(client, "alerts.oncall")
+    await publish_file(router.url, "payment-failed.json")
+    await oncall.wait(1)
+
+    routes.write_text(routes.read_text().replace("version: 1", "version: 2"))
+    router.proc.proc.send_signal(signal.SIGHUP)
+    line = await asyncio.to_thread(router.proc.wait_for_stderr, "reload rejected")
+    assert "routes.yaml" in line
+    await publish_file(router.url, "payment-failed.json")
+    await oncall.wait(2)  # still routed by the last good configuration
+
+
+def test_run_reports_a_broken_routes_file_in_one_line(shop: Path) -> None:
+    (shop / "routes.yaml").write_text(
+        "version: 1\nroutes:\n  - name: x\n    match: {type: a}\n    to: {subjet: b}\n"
+    )
+    result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert (
+        "routes.yaml:5: routes[0].to: unknown key 'subjet' (did you mean 'subject'?)"
+        in result.stderr
+    )
+
+
+def test_run_reports_a_taken_port(shop: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", str(port))
+    assert result.returncode == 1
+    assert (
+        f"port {port} on 127.0.0.1 is already in use (choose another with --port)" in result.stderr
+    )
