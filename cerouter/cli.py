@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cerouter import cli_nats, cli_routing, cli_run, cli_validation
+from cerouter import cli_nats, cli_routing, cli_run, cli_validation, cli_worker
 
 app = typer.Typer(
     name="cerouter",
@@ -18,3 +18,4 @@ cli_nats.register(app)
 cli_run.register(app)
 cli_validation.register(app)
 cli_routing.register(app)
+cli_worker.register(app)

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 import orjson
 import typer
@@ -230,7 +231,9 @@ async def _publish(urls: list[str], subject: str, headers: dict[str, str], paylo
 
 
 def sub(
-    subject: Annotated[str, typer.Argument(help="Subject to listen on (wildcards allowed).")],
+    subjects: Annotated[
+        list[str], typer.Argument(help="Subjects to listen on (wildcards allowed).")
+    ],
     count: Annotated[int | None, typer.Option(help="Exit after this many messages.")] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Give up after this many seconds (exit 1).")
@@ -245,7 +248,7 @@ def sub(
     which subject and content mode each came in on, and reports messages that are not CloudEvents.
     """
     try:
-        received = asyncio.run(_sub(nats_urls(nats_url), subject, count, timeout, queue, quiet))
+        received = asyncio.run(_sub(nats_urls(nats_url), subjects, count, timeout, queue, quiet))
     except KeyboardInterrupt:
         return
     except CerouterError as exc:
@@ -256,7 +259,7 @@ def sub(
 
 async def _sub(
     urls: list[str],
-    subject: str,
+    subjects: list[str],
     count: int | None,
     max_wait: float | None,
     queue: str | None,
@@ -274,10 +277,11 @@ async def _sub(
             done.set()
 
     try:
-        await nc.subscribe(subject, queue=queue or "", cb=on_message)
+        for subject in subjects:
+            await nc.subscribe(subject, queue=queue or "", cb=on_message)
         await nc.flush()
         where = nc.connected_url.geturl() if nc.connected_url else urls[0]
-        note(f"cerouter sub: listening on {subject} at {where}")
+        note(f"cerouter sub: listening on {' '.join(subjects)} at {where}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), max_wait)
     finally:
@@ -291,8 +295,17 @@ def _show(msg: Msg, quiet: bool) -> None:
         to_sdk(event)  # rejects what the SDK would not accept as a CloudEvent
         line = encode(event, Mode.STRUCTURED).payload.decode("utf-8")
     except CerouterError as exc:
-        note(f"cerouter sub: {msg.subject}: not a CloudEvent: {exc}")
+        note(f"cerouter sub: {msg.subject}: not a CloudEvent: {exc}{_deadletter_note(msg)}")
         return
     if not quiet:
-        note(f"received on {msg.subject} in {event.mode.value} mode")
+        note(f"received on {msg.subject} in {event.mode.value} mode{_deadletter_note(msg)}")
     print(line, flush=True)
+
+
+def _deadletter_note(msg: Msg) -> str:
+    # Dead letters are the original message plus cerouter-* headers: show why it is there.
+    headers = msg.headers or {}
+    reason = headers.get("cerouter-reason")
+    if reason is None:
+        return ""
+    return f" (dead letter, {headers.get('cerouter-deadletter', '?')}: {unquote(reason)})"

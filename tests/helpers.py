@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import selectors
 import subprocess
@@ -77,6 +78,10 @@ class CliProcess:
                     self.stderr_lines += [x.decode() for x in lines]
         finally:
             selector.close()
+
+    async def wait_for_stderr_async(self, text: str, within: float = 15.0) -> str:
+        """:meth:`wait_for_stderr` without blocking the event loop."""
+        return await asyncio.to_thread(self.wait_for_stderr, text, within)
 
     def finish(self, timeout: float = 20.0) -> tuple[int, str, str]:
         """Wait for the process to exit; return (exit code, stdout, rest of stderr)."""

@@ -139,18 +139,27 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
     assert "no responders" in delivery.headers["cerouter-reason"]
 
 
-async def test_final_route_and_sub_show_alerts(router: RunningRouter) -> None:
-    sub = CliProcess("sub", "alerts.>", "--count", "1", "--timeout", "20", "-s", router.url)
+async def test_the_readme_walk_through(router: RunningRouter) -> None:
+    sub = CliProcess(
+        "sub", "alerts.>", "deadletter.>", "--count", "2", "--timeout", "20", "-s", router.url
+    )
     try:
-        await asyncio.to_thread(sub.wait_for_stderr, "listening on alerts.>")
+        await asyncio.to_thread(sub.wait_for_stderr, "listening on alerts.> deadletter.>")
         await publish_file(router.url, "payment-failed.json", "--mode", "binary")
+        await sub.wait_for_stderr_async("received on alerts.payments")
+        await publish_file(router.url, "order-created-invalid.json")
         code, out, err = await asyncio.to_thread(sub.finish)
     finally:
         sub.kill()
     assert code == 0, err
-    alert = orjson.loads(out)
+    alert, letter = (orjson.loads(line) for line in out.splitlines())
     assert alert["type"] == "com.example.payment.failed"
     assert "received on alerts.payments in structured mode" in err  # the route says structured
+    assert letter["id"] == "0b7f4c2e-9d3a-4e61-8f25-7a1c3e5d9b42"
+    assert (
+        "received on deadletter.schema in structured mode (dead letter, schema: "
+        "data/customer/email" in err
+    )
 
 
 async def test_sighup_reloads_and_a_broken_file_keeps_the_old_routes(

@@ -39,6 +39,7 @@ async def test_two_routers_in_one_queue_group_deliver_each_event_once(
     routes = write_routes(tmp_path, ROUTES)
     out = await Inbox.on(nc, "out.a")
     async with running_router(nats_url, routes) as one, running_router(nats_url, routes) as two:
+        await nc.flush()  # see routerkit.publish: make both routers' subscriptions visible
         for i in range(400):
             await nc.publish(
                 "in.x", _thing(i), headers={"Content-Type": "application/cloudevents+json"}
