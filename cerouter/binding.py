@@ -38,6 +38,7 @@ CE_PREFIX = "ce-"
 _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
 _NEEDS_ENCODING = re.compile(r'[^\x21-\x7e]|["%]')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_SCALARS = frozenset({str, int, bool})
 # The order headers are written in: required attributes first, for people reading the wire.
 _HEADER_ORDER = ("specversion", "id", "source", "type")
 
@@ -159,6 +160,8 @@ def decode_header_value(header: str, raw: str) -> str:
     a ``%`` not followed by two hex digits is kept as it is (the spec is silent; this is lenient
     in what it accepts and never produces such a value).
     """
+    if "%" not in raw and '"' not in raw:  # the common case: nothing to decode
+        return raw.strip(" \t")
     value = raw.strip(" \t")
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
@@ -224,17 +227,20 @@ def _decode_structured(payload: bytes) -> DecodedEvent:
     has_data = "data" in obj
     data = obj.pop("data", None)
     b64 = obj.pop("data_base64", None)
-    attributes: dict[str, Any] = {}
+    # The parsed object becomes the attribute dict itself: no copy on the hot path.
+    attributes: dict[str, Any] = obj
+    nulls: list[str] = []
     for name, value in obj.items():
-        if value is None:  # JSON format: null is the same as absent
-            continue
-        if isinstance(value, str | bool | int) and not isinstance(value, float):
-            attributes[name] = value
-        else:
+        if value.__class__ not in _SCALARS:
+            if value is None:  # JSON format: null is the same as absent
+                nulls.append(name)
+                continue
             raise BindingError(
                 f"attribute {name!r}: {type(value).__name__} value {value!r} is not a "
                 "CloudEvents type (string, integer or boolean)"
             )
+    for name in nulls:
+        del attributes[name]
     if b64 is not None:
         if has_data:
             raise BindingError("structured mode: 'data' and 'data_base64' are mutually exclusive")

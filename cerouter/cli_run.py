@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -25,6 +26,16 @@ log = structlog.get_logger("cerouter")
 def register(app: typer.Typer) -> None:
     """Add ``run`` to the main app."""
     app.command("run")(run)
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it is installed (measured: less CPU per event), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # Windows, or a platform without wheels
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def load(path: Path) -> tuple[RouterConfig, SchemaRegistry | None]:
@@ -66,7 +77,7 @@ def run(
     server = None if external else EmbeddedServer(ServerConfig(DEFAULT_HOST, port, store_dir))
     options = RouterOptions(urls=tuple(nats_url) if nats_url else None, max_hops=max_hops)
     try:
-        asyncio.run(_serve(routes, config, registry, options, server, watch))
+        run_loop(_serve(routes, config, registry, options, server, watch))
     except CerouterError as exc:
         fail("run", str(exc).splitlines()[0])
     except KeyboardInterrupt:  # a second Ctrl-C while draining

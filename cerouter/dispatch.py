@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.client import JetStreamContext
 
+from cerouter import wire
 from cerouter.binding import DataKind, DecodedEvent, Mode, NatsMessage, encode
 from cerouter.errors import CerouterError, DeliveryError
+from cerouter.jspub import JetStreamPublisher
 from cerouter.pipeline import HOPS_HEADER, Rejection
 from cerouter.routing import Match, RenderedDestination
 from cerouter.timestamps import format_timestamp
@@ -36,7 +38,7 @@ class Pending:
 
     route: str
     destination: RenderedDestination
-    waiter: Awaitable[object] | None
+    waiter: asyncio.Future[Any] | None
 
 
 def msg_id(attributes: Mapping[str, object], destination: RenderedDestination) -> str:
@@ -53,9 +55,9 @@ def msg_id(attributes: Mapping[str, object], destination: RenderedDestination) -
 class Dispatcher:
     """Sends events to their rendered destinations over one NATS connection."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, publisher: JetStreamPublisher) -> None:
         self.nc = nc
-        self.js = js
+        self.publisher = publisher
 
     async def start(
         self,
@@ -95,20 +97,20 @@ class Dispatcher:
         headers: dict[str, str],
         payload: bytes,
         reply: str | None,
-    ) -> Awaitable[object] | None:
+    ) -> asyncio.Future[Any] | None:
         spec = dest.destination
         try:
             if spec.kind == "stream" or (spec.kind == "queue" and spec.durable):
                 headers[MSG_ID_HEADER] = msg_id(event.attributes, dest)
-                return await self.js.publish_async(
-                    dest.subject, payload, headers=headers, stream=spec.stream
+                return await self.publisher.publish(
+                    dest.subject, payload, headers, stream=spec.stream
                 )
             if spec.kind == "request":
                 within = spec.timeout or 5.0
                 return asyncio.ensure_future(
                     self._request(event, dest.subject, headers, payload, within, reply)
                 )
-            await self.nc.publish(dest.subject, payload, headers=headers)
+            await wire.publish(self.nc, dest.subject, payload, headers)
         except CerouterError:
             raise
         except Exception as exc:
@@ -157,39 +159,52 @@ def error_event(cause: DecodedEvent, problem: str) -> NatsMessage:
     return encode(DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.JSON), Mode.STRUCTURED)
 
 
+async def wait_all(pending: list[Pending], ack_within: float) -> None:
+    """Wait until every delivery under way finished, or ``ack_within`` seconds passed.
+
+    Requests carry their own timeout, so the wait is stretched to cover the longest of them.
+    One wait for a whole batch: no task per delivery.
+    """
+    waiters = [p.waiter for p in pending if p.waiter is not None]
+    if not waiters:
+        return
+    longest = max((p.destination.destination.timeout or 0.0 for p in pending), default=0.0)
+    await asyncio.wait(waiters, timeout=max(ack_within, longest + 1.0))
+
+
+def failures_of(pending: list[Pending], ack_within: float) -> list[Rejection]:
+    """One rejection per delivery that failed, or did not finish (it is cancelled)."""
+    failures: list[Rejection] = []
+    for item in pending:
+        future = item.waiter
+        if future is None:
+            continue
+        if not future.done():
+            future.cancel()
+            detail = f"no acknowledgement within {ack_within:g}s"
+        elif future.cancelled():
+            detail = "cancelled"
+        elif (exc := future.exception()) is not None:
+            detail = str(exc) or type(exc).__name__
+        else:
+            continue
+        dest = item.destination
+        where = dest.destination.describe()
+        if str(dest.destination.subject_template) != dest.subject:
+            where += f" -> {dest.subject}"
+        failures.append(
+            Rejection(
+                "delivery",
+                "delivery",
+                f"{where}: {detail}",
+                route=item.route,
+                destination=dest.subject,
+            )
+        )
+    return failures
+
+
 async def settle(pending: list[Pending], ack_within: float) -> list[Rejection]:
     """Wait for every delivery under way; return one rejection per destination that failed."""
-    waiting = [p for p in pending if p.waiter is not None]
-    if not waiting:
-        return []
-    # Requests carry their own timeout; only JetStream acknowledgements are bounded here.
-    results = await asyncio.gather(
-        *(
-            p.waiter if p.destination.kind == "request" else asyncio.wait_for(p.waiter, ack_within)
-            for p in waiting
-            if p.waiter is not None
-        ),
-        return_exceptions=True,
-    )
-    failures: list[Rejection] = []
-    for item, result in zip(waiting, results, strict=True):
-        if isinstance(result, BaseException):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            detail = str(result) or type(result).__name__
-            if isinstance(result, TimeoutError):
-                detail = f"no acknowledgement within {ack_within:g}s"
-            dest = item.destination
-            where = dest.destination.describe()
-            if str(dest.destination.subject_template) != dest.subject:
-                where += f" -> {dest.subject}"
-            failures.append(
-                Rejection(
-                    "delivery",
-                    "delivery",
-                    f"{where}: {detail}",
-                    route=item.route,
-                    destination=item.destination.subject,
-                )
-            )
-    return failures
+    await wait_all(pending, ack_within)
+    return failures_of(pending, ack_within)

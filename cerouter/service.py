@@ -24,15 +24,17 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 
 from cerouter.binding import DecodedEvent
-from cerouter.config import JetStreamIngress, RouterConfig
+from cerouter.config import JetStreamIngress as IngressSpec
+from cerouter.config import RouterConfig
 from cerouter.connection import connect_service
 from cerouter.deadletter import build_deadletter
-from cerouter.dispatch import Dispatcher, Pending, settle
+from cerouter.dispatch import Dispatcher, Pending, failures_of, settle, wait_all
 from cerouter.errors import CerouterError
+from cerouter.ingress import JetStreamIngress
+from cerouter.jspub import JetStreamPublisher
 from cerouter.pipeline import Decision, Pipeline, Rejection
 from cerouter.provision import provision_streams
 from cerouter.schemas import SchemaRegistry
@@ -75,9 +77,9 @@ class Router:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._dispatcher: Dispatcher | None = None
+        self._publisher: JetStreamPublisher | None = None
         self._subs: list[Subscription] = []
-        self._pullers: list[asyncio.Task[None]] = []
-        self._pull_subs: list[JetStreamContext.PullSubscription] = []
+        self._ingresses: list[JetStreamIngress] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._stats_task: asyncio.Task[None] | None = None
@@ -110,7 +112,9 @@ class Router:
             config.nats, urls=self.options.urls, on_event=self._on_connection
         )
         self._js = self._nc.jetstream()
-        self._dispatcher = Dispatcher(self._nc, self._js)
+        self._publisher = JetStreamPublisher(self._nc)
+        await self._publisher.start()
+        self._dispatcher = Dispatcher(self._nc, self._publisher)
         await self._provision(config)
         ingress = config.ingress
         if ingress.core is not None:
@@ -120,14 +124,9 @@ class Router:
                 )
                 self._subs.append(sub)
         for spec in ingress.jetstream:
-            psub = await self._js.pull_subscribe(
-                subject=spec.subjects[0] if len(spec.subjects) == 1 else "",
-                durable=spec.durable,
-                stream=spec.stream,
-                config=_consumer_config(spec),
-            )
-            self._pull_subs.append(psub)
-            self._pullers.append(asyncio.create_task(self._pull_loop(spec, psub)))
+            puller = JetStreamIngress(self._nc, self._js, spec, self._process_batch)
+            await puller.start()
+            self._ingresses.append(puller)
         await self._nc.flush()
         self._stats_task = asyncio.create_task(self._report_stats())
         log.info(
@@ -153,14 +152,7 @@ class Router:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         deadline = self.options.drain_timeout
-        if self._pullers:
-            _, late = await asyncio.wait(self._pullers, timeout=deadline)
-            for task in late:
-                task.cancel()
-        for psub in self._pull_subs:
-            # An idle pull subscription would hold up the connection's drain until it times out.
-            with contextlib.suppress(Exception):
-                await psub.unsubscribe()
+        await asyncio.gather(*(ingress.stop(deadline) for ingress in self._ingresses))
         if self._inflight:
             _, late_tasks = await asyncio.wait(set(self._inflight), timeout=deadline)
             if late_tasks:
@@ -214,26 +206,7 @@ class Router:
 
     # ------------------------------------------------------------------ JetStream ingress
 
-    async def _pull_loop(
-        self, spec: JetStreamIngress, psub: JetStreamContext.PullSubscription
-    ) -> None:
-        while not self._stopping.is_set():
-            try:
-                msgs = await psub.fetch(self.options.fetch_batch, timeout=1.0)
-            except TimeoutError:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection trouble: keep trying until stopped
-                log.warning(
-                    "fetch failed", stream=spec.stream, error=str(exc) or type(exc).__name__
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
-                continue
-            await self._process_batch(spec, msgs)
-
-    async def _process_batch(self, spec: JetStreamIngress, msgs: list[Msg]) -> None:
+    async def _process_batch(self, spec: IngressSpec, msgs: list[Msg]) -> None:
         pipeline = self._pipeline
         started: list[tuple[Msg, Decision, list[Pending]]] = []
         for msg in msgs:
@@ -242,29 +215,33 @@ class Router:
             try:
                 pending = await self._begin(decision, msg)
             except CerouterError as exc:
-                log.warning("delivery could not start", error=str(exc))
                 pending = []
                 decision = _with_failure(decision, str(exc))
             started.append((msg, decision, pending))
-        # Core publishes are only buffered; one flush covers the batch before anything is acked.
+        # Core publishes are only buffered: one flush covers the batch before anything is acked,
+        # and one wait covers every JetStream acknowledgement and request of the batch.
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=int(max(self.options.ack_timeout, 1)))
-        await asyncio.gather(
-            *(self._settle_jetstream(spec, pipeline, m, d, p) for m, d, p in started)
-        )
+        await wait_all([p for _, _, pending in started for p in pending], self.options.ack_timeout)
+        for msg, decision, pending in started:
+            failures = failures_of(pending, self.options.ack_timeout)
+            if failures or decision.rejections:
+                await self._settle_failed(spec, pipeline, msg, decision, failures)
+                continue
+            await msg.ack()
+            self.stats.count(Outcome.DROPPED if decision.dropped else Outcome.ROUTED)
 
-    async def _settle_jetstream(
+    async def _settle_failed(
         self,
-        spec: JetStreamIngress,
+        spec: IngressSpec,
         pipeline: Pipeline,
         msg: Msg,
         decision: Decision,
-        pending: list[Pending],
+        failures: list[Rejection],
     ) -> None:
-        failures = await settle(pending, self.options.ack_timeout)
         attempt = msg.metadata.num_delivered or 1
+        delay = retry_delay(attempt, self.options.retry_initial, self.options.retry_max)
         if failures and attempt < spec.max_deliver:
-            delay = retry_delay(attempt, self.options.retry_initial, self.options.retry_max)
             self.stats.count(Outcome.RETRIED)
             log.info(
                 "delivery failed, will retry",
@@ -278,17 +255,13 @@ class Router:
         rejections = [*decision.rejections, *failures]
         if not await self._deadletter_all(pipeline, decision.event, msg, rejections, attempt):
             # The dead-letter stream did not take it either: keep the message for a later try.
-            await msg.nak(
-                delay=retry_delay(attempt, self.options.retry_initial, self.options.retry_max)
-            )
+            await msg.nak(delay=delay)
             return
         if failures:
             await msg.term()
             return
         await msg.ack()
-        if decision.dropped:
-            self.stats.count(Outcome.DROPPED)
-        elif decision.matches:
+        if decision.matches:
             self.stats.count(Outcome.ROUTED)
 
     # ------------------------------------------------------------------ shared
@@ -393,17 +366,6 @@ class Router:
 def _with_failure(decision: Decision, detail: str) -> Decision:
     failure = Rejection("delivery", "delivery", detail)
     return Decision(decision.event, decision.hops, (), (*decision.rejections, failure))
-
-
-def _consumer_config(spec: JetStreamIngress) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=spec.durable,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=spec.ack_wait,
-        max_deliver=spec.max_deliver,
-        max_ack_pending=spec.max_ack_pending,
-        filter_subjects=list(spec.subjects) if len(spec.subjects) > 1 else None,
-    )
 
 
 def _event_fields(event: DecodedEvent | None) -> Mapping[str, object]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from enum import StrEnum
 
 
-class Outcome(StrEnum):
-    """What happened to one event (or one delivery attempt)."""
+class Outcome:
+    """What happened to one event (or one delivery attempt).
+
+    Plain string constants rather than an enum: an enum member's hash is a Python-level call,
+    and these are counted for every event.
+    """
 
     RECEIVED = "received"
     ROUTED = "routed"  # every destination of every matched route accepted it
@@ -27,7 +30,7 @@ class Stats:
         self.outcomes: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
 
-    def count(self, outcome: Outcome, n: int = 1) -> None:
+    def count(self, outcome: str, n: int = 1) -> None:
         """Add ``n`` to an outcome's counter."""
         self.outcomes[outcome] += n
 
@@ -38,6 +41,6 @@ class Stats:
 
     def snapshot(self) -> dict[str, int]:
         """All counters as a flat dict (``deadletter.<reason>`` for reasons)."""
-        out = {str(k): v for k, v in self.outcomes.items()}
+        out = dict(self.outcomes)
         out.update({f"deadletter.{k}": v for k, v in self.reasons.items()})
         return out

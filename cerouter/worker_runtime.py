@@ -2,7 +2,7 @@
 
 A :class:`Worker` is what :meth:`WorkerApp.run <cerouter.worker.WorkerApp.run>` returns: all
 run-time state lives here, the app stays plain configuration. Per queue it holds either a core
-subscription in the queue group (at-most-once) or a :class:`~cerouter.worker_pull.PullConsumer`
+subscription in the queue group (at-most-once) or a :class:`~cerouter.pull.PullConsumer`
 on the shared durable consumer (at-least-once).
 """
 
@@ -23,10 +23,10 @@ from nats.aio.subscription import Subscription
 
 from cerouter.binding import DecodedEvent, Mode, decode, to_sdk
 from cerouter.errors import BindingError, CerouterError
+from cerouter.pull import PullConsumer
 from cerouter.worker_deadletter import DeadLetterTarget, ensure_stream
 from cerouter.worker_jetstream import KeepAlive, ensure_consumer, find_stream
 from cerouter.worker_outlets import Outlets
-from cerouter.worker_pull import PullConsumer
 from cerouter.worker_spec import (
     Delivery,
     HandlerSpec,

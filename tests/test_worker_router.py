@@ -47,9 +47,13 @@ async def test_a_request_through_the_router_is_answered_by_a_worker(
     routes = write_routes(tmp_path, ROUTES)
     worker_nc = await nats.connect(fresh_server.url)
     try:
-        async with inventory.run(worker_nc), running_router(fresh_server.url, routes):
-            async with await Client.connect(fresh_server.url) as client:
-                reply = await client.request(order("com.example.order.created"), "in.orders", timeout=5)
+        # Entered left to right: the client connects after the router and the worker subscribed.
+        async with (
+            inventory.run(worker_nc),
+            running_router(fresh_server.url, routes),
+            await Client.connect(fresh_server.url) as client,
+        ):
+            reply = await client.request(order("com.example.order.created"), "in.orders", timeout=5)
     finally:
         await worker_nc.close()
     assert reply.get_type() == "com.example.inventory.reserved"
@@ -73,18 +77,21 @@ async def test_router_fills_a_durable_queue_that_two_workers_share(
 
     one, two = await nats.connect(fresh_server.url), await nats.connect(fresh_server.url)
     try:
-        async with running_router(fresh_server.url, routes):
-            async with billing_app("a").run(one), billing_app("b").run(two):
-                async with await Client.connect(fresh_server.url) as client:
-                    sent = [order("com.example.order.paid", i) for i in range(200)]
-                    for event in sent:
-                        await client.publish(event, "in.orders")
-                    await client.flush()
+        async with (
+            running_router(fresh_server.url, routes),
+            billing_app("a").run(one),
+            billing_app("b").run(two),
+        ):
+            async with await Client.connect(fresh_server.url) as client:
+                sent = [order("com.example.order.paid", i) for i in range(200)]
+                for event in sent:
+                    await client.publish(event, "in.orders")
+                await client.flush()
 
-                async def all_billed() -> bool:
-                    return len(seen) >= len(sent)
+            async def all_billed() -> bool:
+                return len(seen) >= len(sent)
 
-                await eventually(all_billed, what="200 orders billed")
+            await eventually(all_billed, what="200 orders billed")
     finally:
         await one.close()
         await two.close()

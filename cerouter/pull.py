@@ -31,7 +31,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-log = structlog.get_logger("cerouter.worker")
+log = structlog.get_logger("cerouter.pull")
 
 _PENDING = "Nats-Pending-Messages"
 # Statuses that end a pull request: 404 no messages, 408 expired, 409 refused/interrupted.
