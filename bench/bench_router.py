@@ -9,6 +9,7 @@ cerouter), and this load generator (producer and consumer on one loop). Scenario
   (b) cerouter, structured mode, schema-validated, one subject destination
   (c) cerouter, binary mode, schema-validated, one subject destination
   (d) cerouter, JetStream ingress -> stream destination (bare JetStream forwarder for context)
+  (e) cerouter, JetStream ingress -> durable queue -> 2 `cerouter worker` processes (no-op)
 
 Throughput is end to end (first publish to last arrival). Latency is measured at half of the
 scenario's own peak rate, from publish to arrival, with the send time carried in a header.
@@ -226,6 +227,38 @@ async def drain_js(url: str, n: int, pid: int) -> tuple[float, float]:
     return n / elapsed, cpu
 
 
+WORKER_APP = """
+from cerouter.worker import WorkerApp
+
+app = WorkerApp("bench")
+
+
+@app.handler("com.example.order.created", queue="billing", durable=True)
+async def noop(event):
+    return None
+"""
+
+
+async def drain_queue(url: str, n: int, pids: list[int]) -> tuple[float, float]:
+    """(events/s, CPU µs/event of router + workers) until every event passed the work queue."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    start = time.perf_counter()
+    while True:
+        try:
+            state = (await js.stream_info("BILLING")).state
+            if state.last_seq >= n and state.messages == 0:
+                break
+        except nats.js.errors.NotFoundError:
+            pass
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    cpu = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) / n * 1e6
+    await nc.close()
+    return n / elapsed, cpu
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -265,6 +298,7 @@ def scenario_dir(to: str, jetstream: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs per core row")
     parser.add_argument("--serve")
     parser.add_argument("--url")
     parser.add_argument("--workdir")
@@ -281,13 +315,16 @@ def main() -> None:
         ("(c) cerouter binary, validated", "cerouter", binary),
     ]
     for label, kind, make in cases:
-        with EmbeddedServer(ServerConfig(port=RANDOM_PORT)) as server:
-            proc = start_forwarder(kind, server.url, core_dir)
-            try:
-                rate, cpu, p50, p99 = asyncio.run(measure_core(server.url, make, n, proc.pid))
-            finally:
-                proc.terminate()
-                proc.wait()
+        runs = []
+        for _ in range(args.repeat):  # best of N: this machine is shared and noisy
+            with EmbeddedServer(ServerConfig(port=RANDOM_PORT)) as server:
+                proc = start_forwarder(kind, server.url, core_dir)
+                try:
+                    runs.append(asyncio.run(measure_core(server.url, make, n, proc.pid)))
+                finally:
+                    proc.terminate()
+                    proc.wait()
+        rate, cpu, p50, p99 = min(runs, key=lambda r: r[1])
         rows.append((label, rate, cpu, p50, p99))
     js_n = n // 2
     for label, kind in (("(d0) bare JetStream pull -> publish_async", "bare-js"),
@@ -304,6 +341,37 @@ def main() -> None:
                 proc.terminate()
                 proc.wait()
         rows.append((label, rate, cpu, None, None))
+    workdir = scenario_dir("{queue: billing, durable: true}", jetstream=True)
+    routes = Path(workdir) / "routes.yaml"
+    routes.write_text(
+        routes.read_text().replace(
+            "streams:\n",
+            "streams:\n  - {name: BILLING, subjects: [work.billing], retention: workqueue}\n",
+        )
+    )
+    (Path(workdir) / "bench_app.py").write_text(WORKER_APP)
+    with EmbeddedServer(ServerConfig(port=RANDOM_PORT)) as server:
+        asyncio.run(preload_js(server.url, js_n))
+        router = start_forwarder("cerouter", server.url, workdir)
+        exe = str(Path(sys.executable).parent / "cerouter")
+        workers = [
+            subprocess.Popen(
+                [exe, "worker", "bench_app:app", "--nats-url", server.url, "--concurrency", "100"],
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
+        try:
+            rate, cpu = asyncio.run(
+                drain_queue(server.url, js_n, [router.pid] + [w.pid for w in workers])
+            )
+        finally:
+            for proc in (router, *workers):
+                proc.terminate()
+                proc.wait()
+    rows.append(("(e) cerouter JS -> durable queue -> 2 workers", rate, cpu, None, None))
     base_cpu = rows[0][2]
     print(
         f"\n{n} core / {js_n} JetStream events of ~{len(structured(0)[1])} bytes; "
