@@ -80,7 +80,9 @@ async def connect_service(
         "name": settings.name,
         "connect_timeout": settings.connect_timeout,
         "allow_reconnect": True,
-        "max_reconnect_attempts": -1,  # a router outlives any server restart
+        # nats-py's bound also applies to the first connection, where -1 would retry forever:
+        # fail fast at start-up with one retry, then lift the bound (below) once connected.
+        "max_reconnect_attempts": 1,
         "reconnect_time_wait": 0.5,
         "disconnected_cb": disconnected,
         "reconnected_cb": reconnected,
@@ -102,4 +104,5 @@ async def connect_service(
     except Exception as exc:
         where = ", ".join(options["servers"])
         raise ServerError(f"cannot connect to {where}: {exc or type(exc).__name__}") from None
+    nc.options["max_reconnect_attempts"] = -1  # a router outlives any server restart
     return nc
