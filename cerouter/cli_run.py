@@ -73,9 +73,20 @@ def run(
         config, registry = load(routes)
     except ConfigError as exc:
         fail("run", str(exc), 2)
-    external = bool(nats_url) or config.nats.urls != (DEFAULT_NATS_URL,)
+    # The default URL means "the embedded server", wherever it was written; any other URL
+    # means an existing server or cluster.
+    external = tuple(nats_url or config.nats.urls) != (DEFAULT_NATS_URL,)
+    if external and port != DEFAULT_PORT:
+        fail(
+            "run",
+            "--port is for the embedded server, but a NATS URL was given (--nats-url, "
+            "CEROUTER_NATS_URL or nats.urls in routes.yaml), so cerouter connects there instead",
+            2,
+        )
     server = None if external else EmbeddedServer(ServerConfig(DEFAULT_HOST, port, store_dir))
-    options = RouterOptions(urls=tuple(nats_url) if nats_url else None, max_hops=max_hops)
+    options = RouterOptions(
+        urls=tuple(nats_url) if external and nats_url else None, max_hops=max_hops
+    )
     try:
         run_loop(_serve(routes, config, registry, options, server, watch))
     except CerouterError as exc:
@@ -99,10 +110,12 @@ async def _serve(
     try:
         router = Router(config, registry, options)
         await router.start()
-        url = router.nc.connected_url.geturl() if router.nc.connected_url else "?"
-        note(f"cerouter routing {len(config.routes)} routes from {path}; publish events to {url}")
-        await _wait(router, path, watch)
-        await router.stop()
+        try:
+            url = router.nc.connected_url.geturl() if router.nc.connected_url else "?"
+            note(f"cerouter routing {len(config.routes)} routes from {path}; publish to {url}")
+            await _wait(router, path, watch)
+        finally:
+            await router.stop()
     finally:
         if server is not None:
             await server.__aexit__(None, None, None)
@@ -137,8 +150,11 @@ async def _reload(router: Router, path: Path) -> None:
     try:
         config, registry = await asyncio.to_thread(load, path)
         await router.reload(config, registry)
-    except CerouterError as exc:
-        log.error("reload rejected; the previous configuration stays in force", error=str(exc))
+    except Exception as exc:  # whatever went wrong, the running configuration must survive
+        log.error(
+            "reload rejected; the previous configuration stays in force",
+            error=str(exc) or type(exc).__name__,
+        )
 
 
 def _fingerprint(path: Path, schemas: Path) -> tuple[tuple[str, float], ...]:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from cerouter.binding import DecodedEvent
 from cerouter.config import DeadLetterSettings
+from cerouter.dispatch import forwardable
 from cerouter.pipeline import Rejection
 from cerouter.timestamps import format_timestamp
 
@@ -63,7 +64,10 @@ def build_deadletter(
 ) -> DeadLetter:
     """The dead-letter message for one rejection of one incoming message."""
     attributes = event.attributes if event is not None else {}
-    out = dict(headers or {})
+    out = forwardable(headers)
+    original_id = next((v for k, v in (headers or {}).items() if k.lower() == "nats-msg-id"), None)
+    if original_id is not None:
+        out["cerouter-msg-id"] = header_value(original_id)
     out["cerouter-deadletter"] = rejection.reason
     out["cerouter-stage"] = rejection.stage
     out["cerouter-reason"] = header_value(rejection.detail)

@@ -52,6 +52,18 @@ def msg_id(attributes: Mapping[str, object], destination: RenderedDestination) -
     return digest.hexdigest()
 
 
+def forwardable(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """A copy of a message's headers without the ``Nats-*`` ones.
+
+    Those are instructions to JetStream from the original producer (expected last sequence,
+    rollup, TTL, message id); applied to a copy in another stream they make it refuse the
+    message, or do something the producer never meant for that stream.
+    """
+    if not headers:
+        return {}
+    return {k: v for k, v in headers.items() if k[:5].lower() != "nats-"}
+
+
 class Dispatcher:
     """Sends events to their rendered destinations over one NATS connection."""
 
@@ -76,17 +88,23 @@ class Dispatcher:
         for match in matches:
             for dest in match.destinations:
                 mode = dest.mode or event.mode
-                if mode is event.mode:
-                    out_headers = dict(headers) if headers else {}
-                    out_payload = payload
-                else:
-                    message = encoded.get(mode)
-                    if message is None:
-                        message = encoded[mode] = encode(event, mode)
-                    out_headers = dict(message.headers)
-                    out_payload = message.payload
-                out_headers[HOPS_HEADER] = hop_value
-                waiter = await self._send(event, dest, out_headers, out_payload, reply)
+                try:
+                    if mode is event.mode:
+                        out_headers = forwardable(headers)
+                        out_payload = payload
+                    else:
+                        message = encoded.get(mode)
+                        if message is None:
+                            message = encoded[mode] = encode(event, mode)
+                        out_headers = dict(message.headers)
+                        out_payload = message.payload
+                    out_headers[HOPS_HEADER] = hop_value
+                    waiter = await self._send(event, dest, out_headers, out_payload, reply)
+                except CerouterError as exc:
+                    # One destination that cannot even be tried must not stop the others;
+                    # it fails like any other delivery (retried, then dead-lettered).
+                    waiter = asyncio.get_running_loop().create_future()
+                    waiter.set_exception(exc)
                 pending.append(Pending(match.route.name, dest, waiter))
         return pending
 

@@ -154,6 +154,9 @@ class EmbeddedServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # Its own session: Ctrl-C in the terminal reaches cerouter, which then stops the
+            # server after draining, instead of the server dying under in-flight events.
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read_log, name="nats-server-log", daemon=True)
         self._reader.start()

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import nats.js.errors
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -20,6 +21,8 @@ from nats.js.client import JetStreamContext
 from cerouter.config import JetStreamIngress as IngressSpec
 from cerouter.errors import CerouterError
 from cerouter.pull import PullConsumer
+
+log = structlog.get_logger("cerouter")
 
 BatchHandler = Callable[[IngressSpec, list[Msg]], Awaitable[None]]
 
@@ -33,7 +36,10 @@ def consumer_config(spec: IngressSpec) -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=spec.ack_wait,
-        max_deliver=spec.max_deliver,
+        # cerouter counts attempts itself and dead-letters at spec.max_deliver; the server must
+        # keep redelivering past that when the dead-letter stream itself is down, or the event
+        # would be lost.
+        max_deliver=-1,
         max_ack_pending=spec.max_ack_pending,
         filter_subject=subjects[0] if len(subjects) == 1 else None,
         filter_subjects=subjects if len(subjects) > 1 else None,
@@ -82,15 +88,22 @@ class JetStreamIngress:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             if not self._queue:
                 if self._closing:
                     return
+                await self._wake.wait()
+                self._wake.clear()
                 continue
             batch, self._queue = self._queue, []
             try:
                 await self._handle(self.spec, batch)
+            except Exception as exc:
+                # Unacked messages come back after ack_wait; the ingress must keep running.
+                log.error(
+                    "batch failed; its messages will be redelivered",
+                    stream=self.spec.stream,
+                    error=str(exc) or type(exc).__name__,
+                )
             finally:
                 for _ in batch:
                     self._consumer.release()

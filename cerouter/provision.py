@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
@@ -48,11 +49,17 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
     )
 
 
+def _name(value: object) -> str:
+    # nats-py returns enums for what it sends but plain strings for what the server reports.
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
 def _differences(want: StreamConfig, have: StreamConfig) -> tuple[list[str], list[str]]:
     fixed: list[str] = []
     for key in ("retention", "storage"):
-        if getattr(want, key) != getattr(have, key):
-            fixed.append(f"{key} {getattr(have, key).value} -> {getattr(want, key).value}")
+        old, new = _name(getattr(have, key)), _name(getattr(want, key))
+        if old != new:
+            fixed.append(f"{key} {old} -> {new}")
     changes: list[str] = []
     if sorted(want.subjects or []) != sorted(have.subjects or []):
         changes.append(f"subjects {have.subjects} -> {want.subjects}")
@@ -73,6 +80,12 @@ async def provision_streams(js: JetStreamContext, specs: Iterable[StreamSpec]) -
         try:
             info = await js.stream_info(spec.name)
         except NotFoundError:
+            info = None
+        except Exception as exc:  # timeouts, a lost connection, JetStream disabled
+            raise ProvisionError(
+                f"cannot read stream {spec.name}: {exc or type(exc).__name__}"
+            ) from None
+        if info is None:
             try:
                 await js.add_stream(want)
             except Exception as exc:

@@ -125,7 +125,9 @@ class PullConsumer:
         self._last_activity = time.monotonic()
         headers = msg.headers
         status = headers.get("Status") if headers else None
-        if status is None:
+        # A stored message carries a reply subject (for its ack); a pull status never does, so
+        # a producer's own "Status" header cannot pass for one.
+        if status is None or msg.reply:
             if self._requested > 0:
                 self._requested -= 1
             self._in_flight += 1

@@ -52,7 +52,7 @@ class RouterOptions:
     ack_timeout: float = 10.0  # for JetStream publish acknowledgements
     retry_initial: float = 0.5  # first NAK delay; doubles per delivery
     retry_max: float = 30.0
-    fetch_batch: int = 256
+    max_inflight: int = 10_000  # core-ingress events waiting for acknowledgements at once
     drain_timeout: float = 15.0
     stats_interval: float = 30.0
 
@@ -81,6 +81,7 @@ class Router:
         self._subs: list[Subscription] = []
         self._ingresses: list[JetStreamIngress] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self.options.max_inflight)
         self._stopping = asyncio.Event()
         self._stats_task: asyncio.Task[None] | None = None
 
@@ -149,8 +150,9 @@ class Router:
         """Stop intake, finish in-flight events up to the drain timeout, drain the connection."""
         self._stopping.set()
         for sub in self._subs:
+            # drain, not unsubscribe: messages already buffered for us are still routed.
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await sub.drain()  # type: ignore[no-untyped-call]
         deadline = self.options.drain_timeout
         await asyncio.gather(*(ingress.stop(deadline) for ingress in self._ingresses))
         if self._inflight:
@@ -189,6 +191,9 @@ class Router:
         decision = pipeline.process(msg.headers, msg.data)
         pending = await self._begin(decision, msg)
         if decision.rejections or any(p.waiter is not None for p in pending):
+            # Bounded: when JetStream or a responder is slow, stop taking messages rather than
+            # piling up waiting tasks without limit (core NATS then applies its own limits).
+            await self._slots.acquire()
             self._track(self._finish_core(pipeline, decision, msg, pending))
         elif decision.dropped:
             self.stats.count(Outcome.DROPPED)
@@ -212,12 +217,7 @@ class Router:
         for msg in msgs:
             self.stats.count(Outcome.RECEIVED)
             decision = pipeline.process(msg.headers, msg.data)
-            try:
-                pending = await self._begin(decision, msg)
-            except CerouterError as exc:
-                pending = []
-                decision = _with_failure(decision, str(exc))
-            started.append((msg, decision, pending))
+            started.append((msg, decision, await self._begin(decision, msg)))
         # Core publishes are only buffered: one flush covers the batch before anything is acked,
         # and one wait covers every JetStream acknowledgement and request of the batch.
         with contextlib.suppress(Exception):
@@ -351,7 +351,11 @@ class Router:
     def _track(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
 
     async def _report_stats(self) -> None:
         last: dict[str, int] = {}
@@ -361,11 +365,6 @@ class Router:
             if now != last:
                 log.info("traffic", **now)
                 last = now
-
-
-def _with_failure(decision: Decision, detail: str) -> Decision:
-    failure = Rejection("delivery", "delivery", detail)
-    return Decision(decision.event, decision.hops, (), (*decision.rejections, failure))
 
 
 def _event_fields(event: DecodedEvent | None) -> Mapping[str, object]:
