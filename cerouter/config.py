@@ -324,6 +324,9 @@ def _check_schema_refs(
     line = root.key_lines.get("schemas", 1)
     if schemas_node is not None and schemas_node.get("directory") is not None:
         line = schemas_node.key_lines["directory"]
+    elif not config.schemas.directory.is_dir() and not any(r.schema for r in config.routes):
+        # Neither declared nor present: a routes file without schemas checks envelopes only.
+        return None
     try:
         registry = SchemaRegistry.load(config.schemas)
     except CerouterError as exc:
