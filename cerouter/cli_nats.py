@@ -131,7 +131,8 @@ def publish(
         asyncio.run(_publish(nats_urls(nats_url), subject, message.headers, message.payload))
     except CerouterError as exc:
         fail("publish", str(exc))
-    note(f"published {event.attributes.get('id')} to {subject} ({mode.value} mode)")
+    event_id = event.attributes.get("id", "an event without id")
+    note(f"published {event_id} to {subject} ({mode.value} mode)")
 
 
 def _read_event(path: Path) -> DecodedEvent:

@@ -73,7 +73,9 @@ async def connect_service(
         report("closed", "")
 
     async def error(exc: Exception) -> None:
-        report("error", str(exc) or type(exc).__name__)
+        # Before the first connection, failures end in one ServerError below instead.
+        if nc.is_connected or nc.is_reconnecting:
+            report("error", str(exc) or type(exc).__name__)
 
     options: dict[str, Any] = {
         "servers": list(urls or settings.urls),

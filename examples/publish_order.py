@@ -18,6 +18,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from cerouter.binding import from_message
 from cerouter.client import Client
+from cerouter.errors import CerouterError
 
 DEFAULT_EVENT = Path(__file__).parent / "events" / "order-created.json"
 
@@ -36,4 +37,7 @@ async def main(raw: bytes, url: str) -> None:
 if __name__ == "__main__":
     event_file = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_EVENT
     url = os.environ.get("CEROUTER_NATS_URL", "nats://127.0.0.1:4222")
-    asyncio.run(main(event_file.read_bytes(), url))
+    try:
+        asyncio.run(main(event_file.read_bytes(), url))
+    except (OSError, CerouterError) as exc:
+        sys.exit(f"publish_order: {exc}")
