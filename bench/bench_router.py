@@ -259,6 +259,36 @@ async def drain_queue(url: str, n: int, pids: list[int]) -> tuple[float, float]:
     return n / elapsed, cpu
 
 
+async def latency_at(url: str, make: object, rate: int, n: int) -> tuple[float, float]:
+    """(p50 ms, p99 ms) publish-to-arrival at a steady ``rate`` events/s (0.5 ms ticks)."""
+    nc = await nats.connect(url, pending_size=256 * 1024 * 1024)
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def arrive(msg: nats.aio.msg.Msg) -> None:
+        latencies.append((time.monotonic_ns() - int(msg.headers["x-sent"])) / 1e6)
+        if len(latencies) >= n:
+            done.set()
+
+    await nc.subscribe("out.x", cb=arrive)
+    await nc.flush()
+    start = time.perf_counter()
+    sent = 0
+    while sent < n:
+        due = min(int((time.perf_counter() - start) * rate) + 1, n)
+        while sent < due:
+            headers, payload = make(sent)  # type: ignore[operator]
+            await nc.publish(
+                "in.x", payload, headers={**headers, "x-sent": str(time.monotonic_ns())}
+            )
+            sent += 1
+        await nc.flush()
+        await asyncio.sleep(0.0005)
+    await asyncio.wait_for(done.wait(), 60)
+    await nc.close()
+    return statistics.median(latencies), statistics.quantiles(latencies, n=100)[98]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -372,6 +402,24 @@ def main() -> None:
                 proc.terminate()
                 proc.wait()
     rows.append(("(e) cerouter JS -> durable queue -> 2 workers", rate, cpu, None, None))
+    rates = (1000, 5000, 10000)
+    latency_rows: list[tuple[str, list[tuple[float, float]]]] = []
+    for label, kind in (
+        ("(a) bare nats-py forward", "bare"),
+        ("(b) cerouter structured", "cerouter"),
+    ):
+        with EmbeddedServer(ServerConfig(port=RANDOM_PORT)) as server:
+            proc = start_forwarder(kind, server.url, core_dir)
+            try:
+                latency_rows.append(
+                    (
+                        label,
+                        [asyncio.run(latency_at(server.url, structured, r, 2 * r)) for r in rates],
+                    )
+                )
+            finally:
+                proc.terminate()
+                proc.wait()
     base_cpu = rows[0][2]
     print(
         f"\n{n} core / {js_n} JetStream events of ~{len(structured(0)[1])} bytes; "
@@ -382,6 +430,10 @@ def main() -> None:
     for label, rate, cpu, p50, p99 in rows:
         lat = f"{p50:7.2f} {p99:7.2f}" if p50 is not None and p99 is not None else " " * 15
         print(f"{label:44} {rate:9,.0f} {cpu:10.1f} {1e6 / cpu:10,.0f} {base_cpu / cpu:7.2f} {lat}")
+    print("\nlatency p50 / p99 ms at steady rates (generator, forwarder and server share 2 cores)")
+    print(f"{'scenario':44} " + " ".join(f"{f'{r:,}/s':>15}" for r in rates))
+    for label, values in latency_rows:
+        print(f"{label:44} " + " ".join(f"{p50:6.2f} / {p99:6.2f}" for p50, p99 in values))
 
 
 async def _make_out(url: str) -> None:
