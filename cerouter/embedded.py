@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import fcntl
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from cerouter.errors import PortInUseError, ServerBinaryNotFound, ServerError
 
@@ -96,6 +98,7 @@ class EmbeddedServer:
         self._ready = threading.Event()
         self._port: int | None = None
         self._reader: threading.Thread | None = None
+        self._lock: IO[str] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -148,8 +151,14 @@ class EmbeddedServer:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="cerouter-js-")
         else:
             self.config.store_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_store(self.config.store_dir)
+        try:
+            command = self._command()
+        except ServerError:
+            self._cleanup()
+            raise
         self._proc = subprocess.Popen(
-            self._command(),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -210,7 +219,24 @@ class EmbeddedServer:
             self._reader.join(timeout=2)
         self._cleanup()
 
+    def _lock_store(self, store: Path) -> None:
+        # Two servers writing one JetStream store would corrupt it; nats-server does not stop
+        # that, so an exclusive lock on a file in the store does (released when we exit).
+        lock = (store / ".cerouter.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise ServerError(
+                f"JetStream store {store} is in use by another embedded server "
+                "(give this one its own --store-dir)"
+            ) from None
+        self._lock = lock
+
     def _cleanup(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
         if self._proc is not None and self._proc.stderr is not None:
             self._proc.stderr.close()
         self._proc = None
