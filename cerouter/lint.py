@@ -17,11 +17,12 @@ The analysis is conservative: it reports only what it can prove from ``exact``/`
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from cerouter.config import ConfigWarning, RouterConfig
 from cerouter.config_yaml import format_path
-from cerouter.filters import AnyOf, Compare, DataCompare, Filter, MatchAll, conjuncts
+from cerouter.filters import AllOf, AnyOf, Compare, DataCompare, Filter, MatchAll, Not, conjuncts
 from cerouter.routing import Destination, Route
 from cerouter.schemas import SchemaRegistry
 from cerouter.subjects import SubjectTemplate
@@ -34,6 +35,7 @@ def lint(config: RouterConfig, registry: SchemaRegistry | None = None) -> list[C
     out.extend(_duplicates(config.routes))
     out.extend(_uncaptured(config))
     out.extend(_loops(config))
+    out.extend(_attribute_typos(config.routes))
     if registry is not None:
         out.extend(_unused_schemas(config, registry))
     return sorted(out, key=lambda w: w.line or 0)
@@ -285,3 +287,38 @@ def _unused_schemas(config: RouterConfig, registry: SchemaRegistry) -> Iterable[
             None,
             "schemas",
         )
+
+
+# --------------------------------------------------------------------------- attribute typos
+
+_CORE_ATTRIBUTES = (
+    "id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
+)  # fmt: skip
+
+
+def _compared_attributes(f: Filter) -> Iterable[str]:
+    if isinstance(f, Compare):
+        yield f.attribute
+    elif isinstance(f, AllOf | AnyOf):
+        for part in f.filters:
+            yield from _compared_attributes(part)
+    elif isinstance(f, Not):
+        yield from _compared_attributes(f.filter)
+
+
+def _attribute_typos(routes: tuple[Route, ...]) -> Iterable[ConfigWarning]:
+    """A filter on ``tpye`` is legal (an extension could be called that) but almost surely a typo:
+    the route would never match. Names one edit away from a core attribute are reported."""
+    for i, route in enumerate(routes):
+        for name in sorted(set(_compared_attributes(route.match))):
+            if name in _CORE_ATTRIBUTES:
+                continue
+            close = difflib.get_close_matches(name, _CORE_ATTRIBUTES, n=1, cutoff=0.75)
+            if close:
+                yield ConfigWarning(
+                    "attribute-typo",
+                    f"{name!r} is not a CloudEvents core attribute (did you mean {close[0]!r}?); "
+                    f"the route only matches events with an extension named {name!r}",
+                    route.line or None,
+                    _route_path(i, "match"),
+                )
