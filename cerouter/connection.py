@@ -21,6 +21,14 @@ async def _quiet(_: Exception) -> None:
     return None
 
 
+def _cannot_connect(urls: Sequence[str], exc: Exception) -> ServerError:
+    detail = str(exc) or type(exc).__name__
+    return ServerError(
+        f"cannot connect to {', '.join(urls)}: {detail} "
+        "(is a server running? start one with `cerouter server` or `cerouter run`)"
+    )
+
+
 async def connect_once(urls: Sequence[str], *, name: str, connect_timeout: float = 2.0) -> Client:
     """Connect for a short-lived command: no reconnects, a clear error when nobody answers."""
     try:
@@ -35,12 +43,7 @@ async def connect_once(urls: Sequence[str], *, name: str, connect_timeout: float
             error_cb=_quiet,
         )
     except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
-        where = ", ".join(urls)
-        detail = str(exc) or type(exc).__name__
-        raise ServerError(
-            f"cannot connect to {where}: {detail} "
-            "(is a server running? start one with `cerouter server` or `cerouter run`)"
-        ) from None
+        raise _cannot_connect(urls, exc) from None
 
 
 def _tls_context(tls: TlsSettings) -> ssl.SSLContext:
@@ -103,8 +106,7 @@ async def connect_service(
     nc = Client()
     try:
         await nc.connect(**options)
-    except Exception as exc:
-        where = ", ".join(options["servers"])
-        raise ServerError(f"cannot connect to {where}: {exc or type(exc).__name__}") from None
+    except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
+        raise _cannot_connect(options["servers"], exc) from None
     nc.options["max_reconnect_attempts"] = -1  # a router outlives any server restart
     return nc

@@ -55,12 +55,12 @@ import inspect
 import signal
 from collections.abc import Callable, Sequence
 
-import nats
 from nats.aio.client import Client
 
 from cerouter.binding import Mode
-from cerouter.connection import DEFAULT_URL
-from cerouter.errors import ConfigError, ServerError
+from cerouter.config import NatsSettings
+from cerouter.connection import DEFAULT_URL, connect_service
+from cerouter.errors import ConfigError
 from cerouter.worker_runtime import Worker
 from cerouter.worker_spec import (
     DEFAULT_DEADLETTER_STREAM,
@@ -265,31 +265,7 @@ class WorkerApp:
             raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
 
 
-async def _quiet(_: Exception) -> None:
-    # nats-py reports every connection error itself; the worker logs state changes instead.
-    return None
-
-
 async def connect_worker(urls: Sequence[str], *, name: str, connect_timeout: float = 2.0) -> Client:
-    """Connect for a long-running worker: fail fast at start-up, then reconnect forever.
-
-    nats-py's ``max_reconnect_attempts`` also bounds the first connection, where ``-1`` would
-    retry forever; so connect with one retry and lift the bound once connected.
-    """
-    try:
-        nc = await nats.connect(
-            servers=list(urls),
-            name=name,
-            connect_timeout=connect_timeout,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.5,
-            error_cb=_quiet,
-        )
-    except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
-        detail = str(exc) or type(exc).__name__
-        raise ServerError(
-            f"cannot connect to {', '.join(urls)}: {detail} "
-            "(is a server running? start one with `cerouter server` or `cerouter run`)"
-        ) from None
-    nc.options["max_reconnect_attempts"] = -1
-    return nc
+    """Connect for a long-running worker: fail fast at start-up, then reconnect forever."""
+    settings = NatsSettings(urls=tuple(urls), name=name, connect_timeout=connect_timeout)
+    return await connect_service(settings)
