@@ -4,7 +4,8 @@ Headers added (values are printable ASCII; anything else is percent-encoded):
 
 ============================  ==============================================================
 ``cerouter-deadletter``       the reason code: binding, envelope, schema, unrouted, loop,
-                              delivery (also the ``{reason}`` of the dead-letter subject)
+                              delivery, internal (a bug in cerouter; also the ``{reason}``
+                              of the dead-letter subject)
 ``cerouter-stage``            the pipeline stage: binding, envelope, data, routing, delivery
 ``cerouter-reason``           what is wrong, one line (the validation report's summary)
 ``cerouter-subject``          the subject the message arrived on

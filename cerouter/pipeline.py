@@ -30,7 +30,7 @@ class Rejection:
     """Why (part of) an event goes to the dead-letter stream instead of its destinations.
 
     ``reason`` is the dead-letter reason code (``binding``, ``envelope``, ``schema``,
-    ``unrouted``, ``loop``, ``delivery``); ``detail`` is one human line.
+    ``unrouted``, ``loop``, ``delivery``, ``internal``); ``detail`` is one human line.
     """
 
     reason: str
@@ -98,7 +98,20 @@ class Pipeline:
         )
 
     def process(self, headers: Mapping[str, str] | None, payload: bytes) -> Decision:
-        """Decide the fate of one NATS message."""
+        """Decide the fate of one NATS message.
+
+        Never raises: even a bug in a check becomes a dead letter (reason ``internal``) rather
+        than a lost message.
+        """
+        try:
+            return self._process(headers, payload)
+        except Exception as exc:
+            detail = f"internal error: {type(exc).__name__}: {exc}"
+            return Decision(
+                None, hops_of(headers), rejections=(Rejection("internal", "router", detail),)
+            )
+
+    def _process(self, headers: Mapping[str, str] | None, payload: bytes) -> Decision:
         hops = hops_of(headers)
         if hops >= self.max_hops:
             detail = f"routing loop: the message was forwarded {hops} times (limit {self.max_hops})"

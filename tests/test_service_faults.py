@@ -158,3 +158,19 @@ async def test_a_stream_with_other_retention_stops_the_start(
     ):
         async with running_router(nats_url, routes):
             await asyncio.sleep(0)
+
+
+async def test_a_bug_in_a_check_dead_letters_instead_of_losing_the_event(
+    nc: Client, nats_url: str, routes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cerouter import pipeline
+
+    def broken(*_: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "decode", broken)  # stands in for any bug in the pipeline
+    async with running_router(nats_url, routes):
+        await publish(nc, "in.x", event("com.example.item"))
+        [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    assert letter.headers["cerouter-deadletter"] == "internal"
+    assert "RuntimeError: boom" in letter.headers["cerouter-reason"]
