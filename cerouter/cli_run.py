@@ -88,7 +88,9 @@ def run(
         urls=tuple(nats_url) if external and nats_url else None, max_hops=max_hops
     )
     try:
-        run_loop(_serve(routes, config, registry, options, server, watch))
+        # Taken right after loading, so a change made while the router starts is not missed.
+        baseline = _fingerprint(routes, config.schemas.directory) if watch else None
+        run_loop(_serve(routes, config, registry, options, server, baseline))
     except CerouterError as exc:
         fail("run", str(exc).splitlines()[0])
     except KeyboardInterrupt:  # a second Ctrl-C while draining
@@ -101,7 +103,7 @@ async def _serve(
     registry: SchemaRegistry | None,
     options: RouterOptions,
     server: EmbeddedServer | None,
-    watch: bool,
+    baseline: Fingerprint | None,
 ) -> None:
     if server is not None:
         await server.__aenter__()
@@ -113,7 +115,7 @@ async def _serve(
         try:
             url = router.nc.connected_url.geturl() if router.nc.connected_url else "?"
             note(f"cerouter routing {len(config.routes)} routes from {path}; publish to {url}")
-            await _wait(router, path, watch)
+            await _wait(router, path, baseline)
         finally:
             await router.stop()
     finally:
@@ -121,14 +123,18 @@ async def _serve(
             await server.__aexit__(None, None, None)
 
 
-async def _wait(router: Router, path: Path, watch: bool) -> None:
+async def _wait(router: Router, path: Path, baseline: Fingerprint | None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
-    watcher = asyncio.create_task(_watch(path, router, reload)) if watch else None
+    watcher = (
+        asyncio.create_task(_watch(path, router, reload, baseline))
+        if baseline is not None
+        else None
+    )
     try:
         while not stop.is_set():
             waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())]
@@ -157,7 +163,10 @@ async def _reload(router: Router, path: Path) -> None:
         )
 
 
-def _fingerprint(path: Path, schemas: Path) -> tuple[tuple[str, float], ...]:
+Fingerprint = tuple[tuple[str, float], ...]
+
+
+def _fingerprint(path: Path, schemas: Path) -> Fingerprint:
     files = (
         [path, *sorted(p for p in schemas.rglob("*") if p.is_file())]
         if schemas.is_dir()
@@ -170,9 +179,8 @@ def _fingerprint(path: Path, schemas: Path) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-async def _watch(path: Path, router: Router, reload: asyncio.Event) -> None:
+async def _watch(path: Path, router: Router, reload: asyncio.Event, last: Fingerprint) -> None:
     # Polling keeps this dependency-free; a change is picked up within a second.
-    last = _fingerprint(path, router.config.schemas.directory)
     while True:
         await asyncio.sleep(1.0)
         now = _fingerprint(path, router.config.schemas.directory)

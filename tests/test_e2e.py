@@ -204,3 +204,20 @@ def test_run_reports_a_taken_port(shop: Path) -> None:
     assert (
         f"port {port} on 127.0.0.1 is already in use (choose another with --port)" in result.stderr
     )
+
+
+async def test_watch_reloads_when_routes_yaml_changes(shop: Path) -> None:
+    proc = CliProcess(
+        "run", "--port", str(free_port()), "--watch", "--log-format", "json", cwd=shop
+    )
+    try:
+        await proc.wait_for_stderr_async("cerouter routing 8 routes")
+        routes = shop / "routes.yaml"
+        routes.write_text(routes.read_text().replace("alerts.payments", "alerts.oncall"))
+        line = await proc.wait_for_stderr_async("configuration reloaded")
+        assert '"routes": 8' in line
+        proc.proc.send_signal(signal.SIGTERM)
+        code, _, err = await asyncio.to_thread(proc.finish)
+        assert code == 0, err
+    finally:
+        proc.kill()
