@@ -3,7 +3,7 @@
 nats-py's ``publish_async`` costs about 30 µs per message here: an ``os.urandom`` call for every
 reply token, a task to take a semaphore, and a dataclass built by reflection for every PubAck.
 This publisher keeps one reply subscription, numbers replies with a counter, and reads acks with
-orjson; the router bounds how many are outstanding by its batch size.
+orjson; the router bounds how many are outstanding (batch size, in-flight limit).
 """
 
 from __future__ import annotations
@@ -76,11 +76,6 @@ class JetStreamPublisher:
             future.set_exception(DeliveryError(f"JetStream refused: {description}"))
             return
         future.set_result(reply)
-
-    @property
-    def outstanding(self) -> int:
-        """Messages sent whose acknowledgement has not arrived."""
-        return len(self._futures)
 
     async def close(self) -> None:
         """Stop listening for acknowledgements; outstanding futures fail."""

@@ -14,8 +14,9 @@ class speaks the pull protocol itself instead:
   requests are open (the server restarted, the connection was replaced), the open requests are
   presumed lost and re-issued.
 
-At shutdown, :meth:`stop` stops requesting; the owner NAKs whatever still arrives (so another
-worker gets it at once) and then calls :meth:`close`.
+At shutdown, :meth:`stop` stops requesting; the owner deals with whatever still arrives (a
+worker NAKs it so another worker gets it at once, the router delivers it) and then calls
+:meth:`close`.
 """
 
 from __future__ import annotations

@@ -161,6 +161,8 @@ class Router:
                 log.warning("shutdown deadline passed with events in flight", count=len(late_tasks))
         if self._stats_task is not None:
             self._stats_task.cancel()
+        if self._publisher is not None:
+            await self._publisher.close()  # acknowledgements still missing now never come
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.drain()

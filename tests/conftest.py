@@ -24,9 +24,14 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSe
 
 
 @pytest.fixture
-def nats_url(nats_server: EmbeddedServer) -> str:
-    """The URL of the module's server."""
-    return nats_server.url
+def nats_url(request: pytest.FixtureRequest) -> str:
+    """The URL tests talk to: the module's server, or a server of the test's own when the
+    module is marked ``fresh_server`` (clean JetStream state for every test)."""
+    if request.node.get_closest_marker("fresh_server") is not None:
+        server: EmbeddedServer = request.getfixturevalue("fresh_server")
+    else:
+        server = request.getfixturevalue("nats_server")
+    return server.url
 
 
 @pytest.fixture

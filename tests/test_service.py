@@ -21,7 +21,7 @@ from tests.routerkit import (
     write_routes,
 )
 
-pytestmark = pytest.mark.nats
+pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]
 
 ROUTES = """
 ingress:
@@ -60,12 +60,6 @@ routes:
     to: {request: "answers.{subject}", timeout: 500ms}
 unrouted: deadletter
 """
-
-
-@pytest.fixture
-def nats_url(fresh_server: EmbeddedServer) -> str:
-    """Every test here gets a server of its own, so streams start empty."""
-    return fresh_server.url
 
 
 @pytest.fixture

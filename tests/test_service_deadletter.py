@@ -8,11 +8,10 @@ import orjson
 import pytest
 from nats.aio.client import Client
 
-from cerouter.embedded import EmbeddedServer
 from cerouter.timestamps import is_rfc3339
 from tests.routerkit import Inbox, event, publish, running_router, stream_messages, write_routes
 
-pytestmark = pytest.mark.nats
+pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]
 
 ROUTES = """
 ingress:
@@ -32,11 +31,6 @@ routes:
     to: {subject: in.again}
 unrouted: deadletter
 """
-
-
-@pytest.fixture
-def nats_url(fresh_server: EmbeddedServer) -> str:
-    return fresh_server.url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from nats.aio.client import Client
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from cerouter.binding import from_message
-from cerouter.embedded import EmbeddedServer
 from cerouter.provision import ProvisionError
 from tests.routerkit import (
     Inbox,
@@ -24,7 +23,7 @@ from tests.routerkit import (
     write_routes,
 )
 
-pytestmark = pytest.mark.nats
+pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]
 
 ROUTES = """
 ingress:
@@ -45,11 +44,6 @@ routes:
     match: {type: org.example.question}
     to: {request: nobody.home, timeout: 100ms}
 """
-
-
-@pytest.fixture
-def nats_url(fresh_server: EmbeddedServer) -> str:
-    return fresh_server.url
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tests.routerkit import (
     write_routes,
 )
 
-pytestmark = pytest.mark.nats
+pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]
 
 ROUTES = """
 ingress:
@@ -42,11 +42,6 @@ routes:
     match: {type: com.example.question}
     to: {request: answers.slow, timeout: 200ms}
 """
-
-
-@pytest.fixture
-def nats_url(fresh_server: EmbeddedServer) -> str:
-    return fresh_server.url
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from cerouter.embedded import EmbeddedServer, ServerConfig
 from cerouter.errors import ConfigError
 from tests.routerkit import Inbox, event, publish, running_router, write_routes
 
-pytestmark = pytest.mark.nats
+pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]
 
 ROUTES = """
 ingress:
@@ -26,11 +26,6 @@ routes:
     match: {type: com.example.thing}
     to: {subject: out.a}
 """
-
-
-@pytest.fixture
-def nats_url(fresh_server: EmbeddedServer) -> str:
-    return fresh_server.url
 
 
 async def test_two_routers_in_one_queue_group_deliver_each_event_once(
