@@ -34,7 +34,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cerouter.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
+from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

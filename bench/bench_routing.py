@@ -32,9 +32,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cerouter.binding import DecodedEvent, Mode
-from cerouter.filters import compile_filter, no_data
-from cerouter.routing import Destination, Route, RouteTable
-from cerouter.subjects import SubjectTemplate
+from cerouter.routing.filters import compile_filter, no_data
+from cerouter.routing.model import Destination, Route
+from cerouter.routing.subjects import SubjectTemplate
+from cerouter.routing.table import RouteTable
 
 SIZES = (10, 100, 1_000, 10_000)
 TARGET_US_AT_1000 = 3.0

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cerouter.binding import Mode, decode, encode  # noqa: E402
-from cerouter.envelope import check_envelope  # noqa: E402
-from cerouter.schemas import SchemaRegistry, SchemasSettings  # noqa: E402
-from cerouter.validation import EventValidator  # noqa: E402
+from cerouter.validation.envelope import check_envelope  # noqa: E402
+from cerouter.validation.registry import SchemaRegistry, SchemasSettings  # noqa: E402
+from cerouter.validation.validator import EventValidator  # noqa: E402
 
 EVENTS = ROOT / "examples" / "events"
 STRUCTURED = {"Content-Type": "application/cloudevents+json"}

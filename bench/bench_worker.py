@@ -35,7 +35,7 @@ from nats.js import api
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cerouter.binding import to_structured
-from cerouter.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
+from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 from cerouter.worker import WorkerApp
 
 DATA = {"order_id": "o-12345", "customer": "c-42", "items": 3, "total": 99.5, "currency": "EUR"}

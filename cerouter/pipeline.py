@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cerouter.binding import DecodedEvent, decode
-from cerouter.config import RouterConfig
+from cerouter.config.model import RouterConfig
 from cerouter.errors import BindingError
-from cerouter.filters import MatchAll
-from cerouter.report import Report, Stage
-from cerouter.routing import Match, Route, RouteTable
-from cerouter.schemas import SchemaRegistry
-from cerouter.validation import EventValidator
+from cerouter.routing.filters import MatchAll
+from cerouter.routing.model import Match, Route
+from cerouter.routing.table import RouteTable
+from cerouter.validation.registry import SchemaRegistry
+from cerouter.validation.report import Report, Stage
+from cerouter.validation.validator import EventValidator
 
 HOPS_HEADER = "cerouter-hops"
 """How many times cerouter has forwarded this message; the loop guard reads and raises it."""
@@ -89,7 +90,7 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.registry = registry
-        self.table = RouteTable.from_config(config)
+        self.table = RouteTable(config.routes)
         self.validator = EventValidator(registry)
         self.max_hops = max_hops
         target = config.unrouted.destination

@@ -9,7 +9,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from cerouter.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
+from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -14,8 +14,8 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from cerouter.cli_run import load
-from cerouter.service import Router, RouterOptions
+from cerouter.cli.run import load
+from cerouter.service.router import Router, RouterOptions
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

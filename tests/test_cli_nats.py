@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from cerouter.embedded import EmbeddedServer
+from cerouter.nats.embedded import EmbeddedServer
 from tests.helpers import CliProcess, run_cli
 
 pytestmark = pytest.mark.nats

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cerouter.cli import app
-from cerouter.config_schema import routes_schema
+from cerouter.config.structure import routes_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "examples" / "events"

@@ -9,18 +9,17 @@ from pathlib import Path
 import pytest
 
 from cerouter.binding import Mode
-from cerouter.config import (
+from cerouter.config.load import check_config, load_config
+from cerouter.config.model import (
     DEFAULT_NATS_URL,
     CoreIngress,
     IngressSettings,
     NatsSettings,
     RouterConfig,
-    check_config,
-    load_config,
 )
-from cerouter.config_values import parse_duration, parse_size
+from cerouter.config.values import parse_duration, parse_size
 from cerouter.errors import ConfigError
-from cerouter.filters import Compare
+from cerouter.routing.filters import Compare
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cerouter.config import check_config
+from cerouter.config.load import check_config
 
 MINIMAL = "version: 1\nroutes:\n  - name: a\n    match: {type: x}\n    to: {subject: y}\n"
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-from cerouter.config_schema import check_structure, routes_schema, routes_schema_text
-from cerouter.config_yaml import load_yaml
+from cerouter.config.structure import check_structure, routes_schema, routes_schema_text
+from cerouter.config.yaml_tree import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cerouter.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 from cerouter.errors import PortInUseError, ServerError
+from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 
 pytestmark = pytest.mark.nats
 

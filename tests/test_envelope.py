@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cerouter import envelope
 from cerouter.binding import DecodedEvent, Mode, decode
-from cerouter.envelope import (
+from cerouter.timestamps import is_rfc3339
+from cerouter.validation import envelope
+from cerouter.validation.envelope import (
     KNOWN_INTEGER_EXTENSIONS,
     check_attributes,
     check_envelope,
@@ -19,8 +20,7 @@ from cerouter.envelope import (
     is_media_type,
     is_uri_reference,
 )
-from cerouter.report import Problem, Stage
-from cerouter.timestamps import is_rfc3339
+from cerouter.validation.report import Problem, Stage
 
 BASE: dict[str, Any] = {
     "specversion": "1.0",

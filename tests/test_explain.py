@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from cerouter.config import load_config
-from cerouter.explain import Explanation, dumps, explain_payload
+from cerouter.config.load import load_config
+from cerouter.ops.explain import Explanation, dumps, explain_payload
 from cerouter.pipeline import Pipeline
-from cerouter.schemas import SchemaRegistry
+from cerouter.validation.registry import SchemaRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "examples" / "events"

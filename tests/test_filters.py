@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cerouter.cesql import compile_expression
-from cerouter.filters import (
+from cerouter.routing.filters import (
     AllOf,
     AnyOf,
     Compare,

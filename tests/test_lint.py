@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cerouter.config import check_config
-from cerouter.filters import compile_filter
-from cerouter.lint import filter_implies, filters_disjoint, lint, unsatisfiable
+from cerouter.config.lint import filter_implies, filters_disjoint, lint, unsatisfiable
+from cerouter.config.load import check_config
+from cerouter.routing.filters import compile_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 

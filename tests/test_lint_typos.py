@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cerouter.config import parse_config
-from cerouter.lint import lint
+from cerouter.config.lint import lint
+from cerouter.config.load import parse_config
 
 ROUTES = """version: 1
 routes:

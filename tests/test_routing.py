@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cerouter.binding import DataKind, DecodedEvent, Mode
-from cerouter.filters import compile_filter
-from cerouter.routing import Destination, Match, RenderedDestination, Route, RouteTable, index_of
-from cerouter.subjects import SubjectTemplate
+from cerouter.routing.filters import compile_filter
+from cerouter.routing.model import Destination, Match, RenderedDestination, Route
+from cerouter.routing.subjects import SubjectTemplate
+from cerouter.routing.table import RouteTable, index_of
 
 
 def dest(template: str, kind: str = "subject", **kw: Any) -> Destination:

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from cerouter.errors import SchemaLoadError
-from cerouter.report import Stage
-from cerouter.schemas import SchemaRegistry, SchemasSettings
+from cerouter.validation.registry import SchemaRegistry, SchemasSettings
+from cerouter.validation.report import Stage
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "schemas"

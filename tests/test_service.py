@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import decode, from_message
-from cerouter.embedded import EmbeddedServer
+from cerouter.nats.embedded import EmbeddedServer
 from tests.routerkit import (
     Inbox,
     event,

@@ -11,7 +11,7 @@ from nats.aio.client import Client
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from cerouter.binding import from_message
-from cerouter.provision import ProvisionError
+from cerouter.nats.provision import ProvisionError
 from tests.routerkit import (
     Inbox,
     event,

@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import from_message
-from cerouter.embedded import EmbeddedServer
+from cerouter.nats.embedded import EmbeddedServer
 from tests.helpers import CliProcess
 from tests.routerkit import (
     event,

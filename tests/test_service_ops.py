@@ -11,9 +11,9 @@ import pytest
 from nats.aio.client import Client
 
 from cerouter.binding import from_message
-from cerouter.cli_run import load
-from cerouter.embedded import EmbeddedServer, ServerConfig
+from cerouter.cli.run import load
 from cerouter.errors import ConfigError
+from cerouter.nats.embedded import EmbeddedServer, ServerConfig
 from tests.routerkit import Inbox, event, publish, running_router, write_routes
 
 pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cerouter.subjects import (
+from cerouter.routing.subjects import (
     MAX_TOKEN_VALUE,
     SubjectError,
     SubjectTemplate,

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from cerouter.binding import DataKind, DecodedEvent, Mode, decode, encode
-from cerouter.report import VALID, Problem, Report, Stage
-from cerouter.schemas import SchemaRegistry, SchemasSettings
-from cerouter.validation import EventValidator
+from cerouter.validation.registry import SchemaRegistry, SchemasSettings
+from cerouter.validation.report import VALID, Problem, Report, Stage
+from cerouter.validation.validator import EventValidator
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "schemas"

@@ -25,7 +25,7 @@ from tests.test_worker_support import order_event, publisher, unique, workqueue
 pytestmark = pytest.mark.nats
 
 REGISTERED = any(c.name == "worker" for c in cli.app.registered_commands)
-COMMAND = [CEROUTER, "worker"] if REGISTERED else [sys.executable, "-m", "cerouter.cli_worker"]
+COMMAND = [CEROUTER, "worker"] if REGISTERED else [sys.executable, "-m", "cerouter.cli.worker"]
 
 APP_MODULE = """
 from cloudevents.core.v1.event import CloudEvent

@@ -8,8 +8,8 @@ import pytest
 from nats.aio.client import Client as Nats
 
 from cerouter.binding import from_message
-from cerouter.cli_worker import load_app
-from cerouter.config import load_config
+from cerouter.cli.worker import load_app
+from cerouter.config.load import load_config
 from cerouter.worker import WorkerApp
 from tests.test_worker_support import eventually, publisher, running, workqueue
 

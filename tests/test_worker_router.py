@@ -11,7 +11,7 @@ import pytest
 from cloudevents.core.v1.event import CloudEvent
 
 from cerouter.client import Client
-from cerouter.embedded import EmbeddedServer
+from cerouter.nats.embedded import EmbeddedServer
 from cerouter.worker import WorkerApp
 from tests.routerkit import eventually, running_router, write_routes
 

@@ -12,13 +12,13 @@ from cloudevents.core.v1.event import CloudEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cerouter import config
-from cerouter.cli_worker import load_app
+from cerouter.cli.worker import load_app
+from cerouter.config import model as config
+from cerouter.delivery.worker_deadletter import DeadLetterTarget, deadletter_headers
 from cerouter.errors import CerouterError, ConfigError
 from cerouter.timestamps import is_rfc3339
 from cerouter.worker import ERROR_EVENT_TYPE, WorkerApp
-from cerouter.worker_deadletter import DeadLetterTarget, deadletter_headers
-from cerouter.worker_spec import (
+from cerouter.worker.spec import (
     DEFAULT_DEADLETTER_STREAM,
     DEFAULT_WORK_PREFIX,
     TypeFilter,

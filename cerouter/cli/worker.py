@@ -1,0 +1,143 @@
+"""``cerouter worker MODULE:APP``: run a :class:`~cerouter.worker.WorkerApp` until Ctrl-C.
+
+``MODULE`` is a dotted module name importable from the current directory (``billing`` or
+``examples.billing_worker``) or a path to a ``.py`` file; ``APP`` is the attribute holding the
+app (default ``app``). SIGINT or SIGTERM drains the worker (handlers in progress finish, durable
+events not yet started go back to the queue) and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, cast
+
+import typer
+
+from cerouter.cli.support import NatsUrlOption, fail, nats_urls, note
+from cerouter.errors import CerouterError
+from cerouter.log import LogFormat, configure_logging
+from cerouter.worker import Worker, WorkerApp
+
+COMMAND = "worker"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` to the main app."""
+    app.command(COMMAND)(worker)
+
+
+def worker(
+    target: Annotated[
+        str, typer.Argument(metavar="MODULE:APP", help="Module (or .py file) and app attribute.")
+    ],
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Events each handler runs at once (for handlers that set none)."),
+    ] = None,
+    nats_url: NatsUrlOption = None,
+    log_format: Annotated[str, typer.Option(help="auto, json or console.")] = "auto",
+    log_level: Annotated[
+        str, typer.Option(help="debug (also each ignored event), info, warning or error.")
+    ] = "info",
+) -> None:
+    """Run a worker app: consume its queues until Ctrl-C, then drain and exit.
+
+    MODULE is a module importable from here, or a .py file; APP defaults to `app`.
+    """
+    if log_format not in ("auto", "json", "console"):
+        fail(COMMAND, f"--log-format {log_format!r}: expected auto, json or console", 2)
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail(COMMAND, f"--log-level {log_level!r}: expected debug, info, warning or error", 2)
+    # The worker's own logs go to stderr; stdout stays the handlers' (they may print data).
+    configure_logging(cast("LogFormat", log_format), log_level)
+    try:
+        app = load_app(target)
+    except CerouterError as exc:
+        fail(COMMAND, str(exc))
+    urls = nats_urls(nats_url)
+
+    def ready(running: Worker) -> None:
+        queues = ", ".join(
+            f"{q.name} ({'durable' if q.durable else 'core'}, {q.subject})" for q in running.queues
+        )
+        where = running.nc.connected_url.geturl() if running.nc.connected_url else urls[0]
+        note(f"cerouter worker: {app.name} ready at {where}: {queues}; Ctrl-C to stop")
+
+    try:
+        stats = asyncio.run(app.serve(urls, concurrency=concurrency, on_ready=ready))
+    except CerouterError as exc:
+        fail(COMMAND, str(exc))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        fail(COMMAND, "interrupted", 130)
+    note(
+        f"cerouter worker: {app.name} stopped: {stats.handled} handled, {stats.failed} failed, "
+        f"{stats.dead_lettered} dead-lettered, {stats.ignored} ignored"
+    )
+
+
+def load_app(target: str) -> WorkerApp:
+    """Import ``MODULE[:ATTR]`` (current directory first on ``sys.path``) and return the app."""
+    module_name, _, attr = target.partition(":")
+    attr = attr or "app"
+    if not module_name:
+        raise CerouterError(f"{target!r}: expected MODULE:APP, e.g. billing_worker:app")
+    module = _import(module_name)
+    try:
+        found = getattr(module, attr)
+    except AttributeError:
+        raise CerouterError(f"module {module.__name__!r} has no attribute {attr!r}") from None
+    if not isinstance(found, WorkerApp):
+        raise CerouterError(
+            f"{module.__name__}:{attr} is a {type(found).__name__}, not a cerouter WorkerApp"
+        )
+    return found
+
+
+def _import(name: str) -> ModuleType:
+    # Like `python -m`: the current directory is importable, so `cerouter worker billing:app`
+    # finds ./billing.py.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    if name.endswith(".py") or os.sep in name:
+        return _import_file(Path(name))
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            raise CerouterError(f"cannot import module {name!r}: not found") from None
+        raise CerouterError(f"cannot import module {name!r}: {exc}") from None
+    except Exception as exc:
+        raise CerouterError(f"cannot import module {name!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise CerouterError(f"cannot import {str(path)!r}: no such file")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise CerouterError(f"cannot import {str(path)!r}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise CerouterError(f"cannot import {str(path)!r}: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def main() -> None:
+    """Run ``worker`` as a standalone command (``python -m cerouter.cli_worker``)."""
+    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    standalone.command()(worker)
+    standalone()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""routes.yaml: parsed once into frozen values (model), loaded with located errors, linted."""

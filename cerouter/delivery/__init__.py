@@ -1,0 +1,1 @@
+"""Delivery: dispatch to destinations, the one dead-letter format, error events."""

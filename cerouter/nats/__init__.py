@@ -1,0 +1,1 @@
+"""NATS adapters: connection, wire fast path, JetStream publishing and pulling, embedded server."""

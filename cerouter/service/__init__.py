@@ -1,0 +1,1 @@
+"""The router service: the router core, its counters, and the lifecycle (`serve`)."""

@@ -1,0 +1,529 @@
+"""The CloudEvents 1.0 envelope rules, checked on a decoded event's attributes.
+
+:func:`check_envelope` returns one :class:`~cerouter.report.Problem` per broken rule, each naming
+the attribute (``where``) and the rule (``message``); an empty tuple means the envelope is fine.
+The rules (spec digest, sections B and C):
+
+=========================  =========================================================================
+rule                       detail
+=========================  =========================================================================
+required                   ``id``, ``source``, ``specversion``, ``type`` present and non-empty
+specversion                exactly ``"1.0"``
+name                       ``[a-z0-9]+`` (ASCII), and never ``data`` (reserved by event formats)
+core types                 ``id``, ``type``, ``specversion``, ``subject``, ``datacontenttype`` are
+                           Strings; ``source`` a URI-reference; ``dataschema`` an absolute URI
+                           (RFC 3986 section 4.3: scheme, no fragment); ``time`` an RFC 3339
+                           timestamp (as :mod:`cerouter.timestamps` reads them: no leap second,
+                           no year 0000); ``datacontenttype`` an RFC 2046 media type;
+                           ``subject`` non-empty
+known extensions           typed per :data:`KNOWN_EXTENSION_TYPES` (Integer ones in
+                           :data:`KNOWN_INTEGER_EXTENSIONS`, with their minimum); ``null`` means
+                           absent and never reaches this module
+Integer                    any Integer value within -2,147,483,648 .. 2,147,483,647
+String                     no control characters (U+0000-U+001F, U+007F-U+009F), no Unicode
+                           noncharacters, no unpaired surrogates
+value type                 every value is a String, Integer or Boolean
+data / data_base64         never both (:func:`check_json_members`, on the JSON event object)
+=========================  =========================================================================
+
+SHOULD-level advice (names of at most 20 characters that start with a letter, an absolute
+``source``) is not reported: a router must not reject events the spec allows.
+
+Speed: a fast path (:func:`_looks_fine`) answers "certainly valid" for the common shapes without
+raising or allocating; anything else goes to the full check (:func:`_problems`), which finds the
+problems, if any. URI-reference, URI, media-type values and extension names found valid are
+remembered (bounded sets), as they repeat across a producer's events; ``time``, new on every
+event, costs one precompiled regex. A property test keeps the two paths in agreement.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import re
+from collections.abc import Mapping
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, Final
+
+from cerouter.binding import DecodedEvent
+from cerouter.validation.report import Problem, Stage
+
+__all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
+    "KNOWN_EXTENSION_TYPES",
+    "KNOWN_INTEGER_EXTENSIONS",
+    "REQUIRED_ATTRIBUTES",
+    "AttrType",
+    "check_attributes",
+    "check_envelope",
+    "check_json_members",
+    "is_absolute_uri",
+    "is_media_type",
+    "is_uri_reference",
+]
+
+INT32_MIN: Final = -(2**31)
+INT32_MAX: Final = 2**31 - 1
+REQUIRED_ATTRIBUTES: Final = ("id", "source", "specversion", "type")
+
+
+class AttrType(Enum):
+    """The CloudEvents type system (spec digest B.3), plus the two specialised core strings."""
+
+    STRING = "String"
+    INTEGER = "Integer"
+    BOOLEAN = "Boolean"
+    URI = "URI"
+    URI_REFERENCE = "URI-reference"
+    TIMESTAMP = "Timestamp"
+    SPECVERSION = "specversion"  # a String that must be "1.0"
+    MEDIA_TYPE = "media type"  # a String per RFC 2046 (datacontenttype)
+
+
+_CORE_TYPES: Final[Mapping[str, AttrType]] = {
+    "id": AttrType.STRING,
+    "source": AttrType.URI_REFERENCE,
+    "specversion": AttrType.SPECVERSION,
+    "type": AttrType.STRING,
+    "datacontenttype": AttrType.MEDIA_TYPE,
+    "dataschema": AttrType.URI,
+    "subject": AttrType.STRING,
+    "time": AttrType.TIMESTAMP,
+}
+
+#: Integer extensions cerouter knows, with the smallest value each allows (spec digest B.8).
+KNOWN_INTEGER_EXTENSIONS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "severitynumber": 0,  # severity.md: MUST NOT be negative
+        "sampledrate": 1,  # sampledrate.md: greater than 0
+    }
+)
+
+#: Documented extensions whose attribute type cerouter checks when they are present.
+KNOWN_EXTENSION_TYPES: Final[Mapping[str, AttrType]] = MappingProxyType(
+    {
+        **dict.fromkeys(KNOWN_INTEGER_EXTENSIONS, AttrType.INTEGER),
+        "recordedtime": AttrType.TIMESTAMP,
+        "expirytime": AttrType.TIMESTAMP,
+        "deprecationfrom": AttrType.TIMESTAMP,
+        "deprecationsunset": AttrType.TIMESTAMP,
+        "deprecationmigration": AttrType.URI,
+        "deprecated": AttrType.BOOLEAN,
+        "dataref": AttrType.URI_REFERENCE,
+    }
+)
+
+_TYPES: Final[Mapping[str, AttrType]] = {**_CORE_TYPES, **KNOWN_EXTENSION_TYPES}
+_CORE_NAMES: Final = frozenset(_CORE_TYPES)
+_REQUIRED_SET: Final = frozenset(REQUIRED_ATTRIBUTES)
+_NON_EMPTY: Final = frozenset({*REQUIRED_ATTRIBUTES, "subject", "dataschema"})
+
+# --------------------------------------------------------------------------- grammars
+
+_NAME = re.compile(r"[a-z0-9]+")
+
+# RFC 3339 date-time with every field range checked (day against the month happens after).
+# Same language as cerouter.timestamps.is_rfc3339 (space separator and lower case t/z allowed,
+# leap second rejected because no datetime can hold it), but ASCII digits only and ~8x faster.
+_CLOCK = (
+    r"[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_TIMESTAMP = re.compile(
+    rf"[0-9]{{4}}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-9])"
+    rf"|(?:0[13-9]|1[0-2])-30|(?:0[13578]|1[02])-31){_CLOCK}"
+)
+# The fast path's subset: no year 0000 and no February 29th, so no further check is needed.
+_TIMESTAMP_COMMON = re.compile(
+    rf"(?!0000)[0-9]{{4}}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    rf"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31){_CLOCK}"
+)
+
+# RFC 3986, appendix A, transcribed.
+_UNRESERVED = r"A-Za-z0-9\-._~"
+_SUB_DELIMS = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+_SEGMENT = rf"{_PCHAR}*"
+_SEGMENT_NZ = rf"{_PCHAR}+"
+_SEGMENT_NZ_NC = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}@]|{_PCT})+"
+_QUERY = rf"(?:{_PCHAR}|[/?])*"
+_SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
+_DEC_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_DEC_OCTET}(?:\.{_DEC_OCTET}){{3}}"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
+_IPV6 = "|".join(
+    (
+        rf"(?:{_H16}:){{6}}{_LS32}",
+        rf"::(?:{_H16}:){{5}}{_LS32}",
+        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    )
+)
+_IPVFUTURE = rf"[vV][0-9A-Fa-f]+\.[{_UNRESERVED}{_SUB_DELIMS}:]+"
+_IP_LITERAL = rf"\[(?:{_IPV6}|{_IPVFUTURE})\]"
+_REG_NAME = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*"
+_USERINFO = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*"
+_AUTHORITY = rf"(?:{_USERINFO}@)?(?:{_IP_LITERAL}|{_REG_NAME})(?::[0-9]*)?"
+_PATH_ABEMPTY = rf"(?:/{_SEGMENT})*"
+_PATH_ABSOLUTE = rf"/(?:{_SEGMENT_NZ}(?:/{_SEGMENT})*)?"
+_HIER_PART = rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_SEGMENT_NZ}(?:/{_SEGMENT})*|)"
+_RELATIVE_PART = (
+    rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_SEGMENT_NZ_NC}(?:/{_SEGMENT})*|)"
+)
+_ABSOLUTE_URI_RE = rf"{_SCHEME}:{_HIER_PART}(?:\?{_QUERY})?"
+_RELATIVE_REF_RE = rf"{_RELATIVE_PART}(?:\?{_QUERY})?(?:#{_QUERY})?"
+_ABSOLUTE_URI = re.compile(_ABSOLUTE_URI_RE)
+_URI_REFERENCE = re.compile(rf"(?:{_ABSOLUTE_URI_RE}(?:#{_QUERY})?|{_RELATIVE_REF_RE})")
+
+# RFC 2045 token (any printable ASCII but the tspecials), RFC 2046 type/subtype, parameters with
+# optional whitespace around ";" as RFC 7231 writes them.
+_TOKEN = r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+"
+_QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x7f])*"'
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*"
+)
+
+# What a CloudEvents String must not contain: C0/C1 controls, noncharacters, lone surrogates.
+_NONCHARACTERS = "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(17))
+_BAD_CHAR = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\ufdd0-\\ufdef{_NONCHARACTERS}]")
+
+_INTEGER_STRING = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+# Values seen valid (they repeat: a producer has one source, one content type, few schemas).
+_MEMO_LIMIT: Final = 4096
+_valid_names: set[str] = set(_TYPES)
+# Extension names found valid that have no known type: any printable String value will do.
+_plain_names: set[str] = set()
+_valid_uri_refs: set[str] = set()
+_valid_uris: set[str] = set()
+_valid_media_types: set[str] = set()
+_MEMOS: Final[Mapping[AttrType, set[str]]] = {
+    AttrType.URI_REFERENCE: _valid_uri_refs,
+    AttrType.URI: _valid_uris,
+    AttrType.MEDIA_TYPE: _valid_media_types,
+}
+
+
+def _remember(memo: set[str], value: str) -> None:
+    # Never the empty string: a memo is shared by attributes of one type, and some of those
+    # (source) must not be empty while others (dataref) may.
+    if value and len(memo) < _MEMO_LIMIT:
+        memo.add(value)
+
+
+# --------------------------------------------------------------------------- grammar predicates
+
+
+def is_uri_reference(value: str) -> bool:
+    """Tell whether ``value`` is an RFC 3986 URI-reference (a URI or a relative reference)."""
+    return _URI_REFERENCE.fullmatch(value) is not None
+
+
+def is_absolute_uri(value: str) -> bool:
+    """Tell whether ``value`` is an RFC 3986 absolute-URI (scheme, no fragment)."""
+    return _ABSOLUTE_URI.fullmatch(value) is not None
+
+
+def is_media_type(value: str) -> bool:
+    """Tell whether ``value`` is an RFC 2046 media type, with optional parameters."""
+    return _MEDIA_TYPE.fullmatch(value) is not None
+
+
+def _is_timestamp(value: str) -> bool:
+    if _TIMESTAMP.fullmatch(value) is None or value.startswith("0000"):
+        return False  # datetime has no year 0, so the rest of cerouter could not read it
+    return value[4:10] != "-02-29" or calendar.isleap(int(value[:4]))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_envelope(event: DecodedEvent) -> tuple[Problem, ...]:
+    """Check a decoded event against the CloudEvents 1.0 attribute rules (module docstring)."""
+    return check_attributes(event.attributes)
+
+
+def check_attributes(attributes: Mapping[str, Any]) -> tuple[Problem, ...]:
+    """Check an attribute mapping (name -> str, int or bool; absent means unset)."""
+    try:
+        if _looks_fine(attributes):
+            return ()
+    except TypeError:  # an unhashable value (not from the binding): the slow path reports it
+        pass
+    return _problems(attributes)
+
+
+def _looks_fine(attributes: Mapping[str, Any]) -> bool:
+    """The fast path: ``True`` only when every rule certainly holds.
+
+    ``False`` means "look closer", not "invalid": :func:`_problems` decides, and remembers the
+    names and values it found valid so that the next event with them stays here. Rare shapes
+    (native integers and booleans, empty strings, non-printable characters, February 29th)
+    always take the closer look. Written for CPython's sake: few calls, no temporaries.
+    """
+    get = attributes.get
+    if get("specversion") != "1.0" or get("source") not in _valid_uri_refs:
+        return False
+    value = get("id")
+    if value.__class__ is not str or not value or not value.isprintable():
+        return False
+    value = get("type")
+    if value.__class__ is not str or not value or not value.isprintable():
+        return False
+    seen = 4
+    value = get("time")
+    if value is not None:
+        if value.__class__ is not str or _TIMESTAMP_COMMON.fullmatch(value) is None:
+            return False
+        seen += 1
+    value = get("datacontenttype")
+    if value is not None:
+        if value not in _valid_media_types:
+            return False
+        seen += 1
+    value = get("subject")
+    if value is not None:
+        if value.__class__ is not str or not value or not value.isprintable():
+            return False
+        seen += 1
+    value = get("dataschema")
+    if value is not None:
+        if value not in _valid_uris:
+            return False
+        seen += 1
+    if len(attributes) == seen:
+        return True
+    for name in attributes.keys() - _CORE_NAMES:
+        value = attributes[name]
+        cls = value.__class__
+        if name in _plain_names:  # an extension without a known type
+            if cls is str:
+                if not value.isprintable():
+                    return False
+            elif cls is int:
+                if not INT32_MIN <= value <= INT32_MAX:
+                    return False
+            elif cls is not bool:
+                return False
+            continue
+        kind = _TYPES.get(name)
+        if kind is AttrType.INTEGER:
+            if cls is str:
+                if _INTEGER_STRING.fullmatch(value) is None or len(value) > 11:
+                    return False
+                value = int(value)
+            elif cls is not int:
+                return False
+            if not KNOWN_INTEGER_EXTENSIONS.get(name, INT32_MIN) <= value <= INT32_MAX:
+                return False
+        elif kind is AttrType.TIMESTAMP:
+            if cls is not str or _TIMESTAMP_COMMON.fullmatch(value) is None:
+                return False
+        elif kind is AttrType.BOOLEAN:
+            if cls is not bool and value not in ("true", "false"):
+                return False
+        elif kind is None or cls is not str or value not in _MEMOS.get(kind, ()):
+            return False
+    return True
+
+
+def _problems(attributes: Mapping[str, Any]) -> tuple[Problem, ...]:
+    problems: list[Problem] | None = None
+    for name in REQUIRED_ATTRIBUTES:
+        if name not in attributes:
+            problems = _add(problems, name, "required attribute is missing")
+    for name, value in attributes.items():
+        kind = _TYPES.get(name)
+        if kind is None:
+            message = _check_extension(name, value)
+        elif value.__class__ is str:
+            message = _check_string(kind, name, value)
+        else:
+            message = _check_native(kind, name, value)
+        if message is not None:
+            problems = _add(problems, name, message)
+    return () if problems is None else tuple(problems)
+
+
+def _add(problems: list[Problem] | None, where: str, message: str) -> list[Problem]:
+    if problems is None:
+        problems = []
+    problems.append(Problem(Stage.ENVELOPE, where, message))
+    return problems
+
+
+def _check_extension(name: str, value: Any) -> str | None:
+    if name not in _valid_names:
+        if name == "data":
+            return "'data' is reserved for the event data and cannot be an attribute name"
+        if _NAME.fullmatch(name) is None:
+            return (
+                f"attribute name {name!r} must consist of lower-case ASCII letters "
+                "and digits only (a-z, 0-9)"
+            )
+        _remember(_valid_names, name)
+        _remember(_plain_names, name)
+    cls = value.__class__
+    if cls is str:
+        return None if value.isprintable() else _bad_characters(value)
+    if cls is int:
+        return None if INT32_MIN <= value <= INT32_MAX else _out_of_range(value)
+    if cls is bool:
+        return None
+    return _not_a_cloudevents_type(value)
+
+
+def _check_string(kind: AttrType, name: str, value: str) -> str | None:
+    """Check a value given as a string (always so in binary mode) against its attribute type."""
+    if not value.isprintable() and (bad := _bad_characters(value)) is not None:
+        return bad
+    if kind is AttrType.TIMESTAMP:
+        if _is_timestamp(value):
+            return None
+        return f"{_show(value)} is not an RFC 3339 timestamp (like 2024-05-01T12:30:00Z)"
+    if kind is AttrType.STRING:
+        if value or name not in _NON_EMPTY:
+            return None
+        return "must not be empty"
+    if kind is AttrType.URI_REFERENCE:
+        if value in _valid_uri_refs:
+            return None
+        if not value and name in _NON_EMPTY:
+            return "must not be empty"
+        if _URI_REFERENCE.fullmatch(value) is None:
+            return f"{_show(value)} is not a URI-reference (RFC 3986)"
+        _remember(_valid_uri_refs, value)
+        return None
+    if kind is AttrType.SPECVERSION:
+        if value == "1.0":
+            return None
+        if not value:
+            return "must not be empty"
+        return f"{_show(value)} is not supported: specversion must be '1.0' (CloudEvents 1.0)"
+    if kind is AttrType.MEDIA_TYPE:
+        if value in _valid_media_types:
+            return None
+        if _MEDIA_TYPE.fullmatch(value) is None:
+            return f"{_show(value)} is not an RFC 2046 media type (like application/json)"
+        _remember(_valid_media_types, value)
+        return None
+    if kind is AttrType.URI:
+        if value in _valid_uris:
+            return None
+        if not value and name in _NON_EMPTY:
+            return "must not be empty"
+        if _ABSOLUTE_URI.fullmatch(value) is None:
+            return (
+                f"{_show(value)} is not an absolute URI (RFC 3986 section 4.3: "
+                "a scheme, and no fragment)"
+            )
+        _remember(_valid_uris, value)
+        return None
+    if kind is AttrType.INTEGER:
+        if _INTEGER_STRING.fullmatch(value) is None:
+            return f"{_show(value)} is not an Integer"
+        if len(value) > 11:  # longer than any 32-bit integer; int() of it could be costly
+            return f"{_show(value)} is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
+        return _check_integer(name, int(value))
+    # AttrType.BOOLEAN: the canonical strings are case-sensitive.
+    if value in ("true", "false"):
+        return None
+    return f"{_show(value)} is not a Boolean ('true' or 'false')"
+
+
+def _check_native(kind: AttrType, name: str, value: Any) -> str | None:
+    """Check a non-string value (structured mode JSON number or boolean) against its type."""
+    cls = value.__class__
+    if kind is AttrType.INTEGER:
+        if cls is int:
+            return _check_integer(name, value)
+        return f"must be an Integer, got {_describe(value)}"
+    if kind is AttrType.BOOLEAN:
+        return None if cls is bool else f"must be a Boolean, got {_describe(value)}"
+    expected = "String" if kind in (AttrType.SPECVERSION, AttrType.MEDIA_TYPE) else kind.value
+    return f"must be a {expected}, got {_describe(value)}"
+
+
+def _check_integer(name: str, value: int) -> str | None:
+    if not INT32_MIN <= value <= INT32_MAX:
+        return _out_of_range(value)
+    minimum = KNOWN_INTEGER_EXTENSIONS.get(name)
+    if minimum is not None and value < minimum:
+        return f"{value} is less than the minimum of {minimum} for this extension"
+    return None
+
+
+def _out_of_range(value: int) -> str:
+    return f"{value} is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
+
+
+def _bad_characters(value: str) -> str | None:
+    match = _BAD_CHAR.search(value)
+    if match is None:
+        return None  # not printable, yet allowed (e.g. a no-break space or a format character)
+    char = match.group()
+    if "\ud800" <= char <= "\udfff":
+        what = "an unpaired surrogate"
+    elif char <= "\x9f":
+        what = "a control character"
+    else:
+        what = "a Unicode noncharacter"
+    return f"contains {what} (U+{ord(char):04X} at index {match.start()}), not allowed in a String"
+
+
+def _not_a_cloudevents_type(value: Any) -> str:
+    return f"must be a String, Integer or Boolean, got {_describe(value)}"
+
+
+def _describe(value: Any) -> str:
+    kinds = {bool: "boolean", int: "integer", str: "string", float: "number", list: "array"}
+    kind = kinds.get(value.__class__, "object" if isinstance(value, dict) else type(value).__name__)
+    return f"{kind} {_show(value)}"
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- JSON event objects
+
+
+def check_json_members(event: Mapping[str, Any]) -> tuple[Problem, ...]:
+    """Check the JSON-format rules of a structured event object that a decoder enforces.
+
+    ``data`` and ``data_base64`` never both; ``data_base64`` a base64 string; every other member
+    (an attribute) ``null`` or a String, Integer or Boolean. The attribute rules proper are
+    :func:`check_attributes`; :func:`cerouter.binding.decode` raises on the first of these
+    instead, which is right for a router but too terse for ``cerouter validate``.
+    """
+    problems: list[Problem] | None = None
+    b64 = event.get("data_base64")
+    if b64 is not None:
+        if "data" in event:
+            problems = _add(
+                problems, "data_base64", "'data' and 'data_base64' are mutually exclusive"
+            )
+        if not isinstance(b64, str):
+            problems = _add(problems, "data_base64", f"must be a string, got {_describe(b64)}")
+        else:
+            try:
+                base64.b64decode(b64, validate=True)
+            except (binascii.Error, ValueError):
+                problems = _add(problems, "data_base64", "is not valid base64 (RFC 4648)")
+    for name, value in event.items():
+        if name in ("data", "data_base64") or value is None:
+            continue
+        if value.__class__ not in (str, int, bool):
+            problems = _add(problems, name, _not_a_cloudevents_type(value))
+    return () if problems is None else tuple(problems)
