@@ -6,7 +6,6 @@ The service feeds it NATS messages; the HTTP gateway and dead-letter replay will
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cerouter.binding import DecodedEvent, decode
@@ -15,8 +14,9 @@ from cerouter.errors import BindingError
 from cerouter.routing.filters import MatchAll
 from cerouter.routing.model import Match, Route
 from cerouter.routing.table import RouteTable
+from cerouter.types import Headers, Reason, Stage
 from cerouter.validation.registry import SchemaRegistry
-from cerouter.validation.report import Report, Stage
+from cerouter.validation.report import Report
 from cerouter.validation.validator import EventValidator
 
 HOPS_HEADER = "cerouter-hops"
@@ -30,12 +30,12 @@ UNROUTED_ROUTE = "(unrouted)"
 class Rejection:
     """Why (part of) an event goes to the dead-letter stream instead of its destinations.
 
-    ``reason`` is the dead-letter reason code (``binding``, ``envelope``, ``schema``,
-    ``unrouted``, ``loop``, ``delivery``, ``internal``); ``detail`` is one human line.
+    ``reason`` is the dead-letter reason code, ``stage`` where it was found, ``detail`` one
+    human line.
     """
 
-    reason: str
-    stage: str
+    reason: Reason
+    stage: Stage
     detail: str
     route: str | None = None
     destination: str | None = None
@@ -57,7 +57,7 @@ class Decision:
     dropped: bool = False
 
 
-def hops_of(headers: Mapping[str, str] | None) -> int:
+def hops_of(headers: Headers | None) -> int:
     """The hop count a message carries (0 when absent or unreadable)."""
     if not headers:
         return 0
@@ -70,10 +70,16 @@ def hops_of(headers: Mapping[str, str] | None) -> int:
         return 0
 
 
+def _rejected(
+    event: DecodedEvent | None, hops: int, reason: Reason, stage: Stage, detail: str
+) -> Decision:
+    return Decision(event, hops, rejections=(Rejection(reason, stage, detail),))
+
+
 def _rejection_of(report: Report, route: str | None = None) -> Rejection:
     stage = report.problems[0].stage
-    reason = "envelope" if stage is Stage.ENVELOPE else "schema"
-    return Rejection(reason, str(stage), report.summary(), route=route)
+    reason = Reason.ENVELOPE if stage is Stage.ENVELOPE else Reason.SCHEMA
+    return Rejection(reason, stage, report.summary(), route=route)
 
 
 class Pipeline:
@@ -98,7 +104,7 @@ class Pipeline:
             Route(UNROUTED_ROUTE, MatchAll(), (target,)) if target is not None else None
         )
 
-    def process(self, headers: Mapping[str, str] | None, payload: bytes) -> Decision:
+    def process(self, headers: Headers | None, payload: bytes) -> Decision:
         """Decide the fate of one NATS message.
 
         Never raises: even a bug in a check becomes a dead letter (reason ``internal``) rather
@@ -109,25 +115,27 @@ class Pipeline:
         except Exception as exc:
             detail = f"internal error: {type(exc).__name__}: {exc}"
             return Decision(
-                None, hops_of(headers), rejections=(Rejection("internal", "router", detail),)
+                None,
+                hops_of(headers),
+                rejections=(Rejection(Reason.INTERNAL, Stage.ROUTER, detail),),
             )
 
-    def _process(self, headers: Mapping[str, str] | None, payload: bytes) -> Decision:
+    def _process(self, headers: Headers | None, payload: bytes) -> Decision:
         hops = hops_of(headers)
         if hops >= self.max_hops:
             detail = f"routing loop: the message was forwarded {hops} times (limit {self.max_hops})"
-            return Decision(None, hops, rejections=(Rejection("loop", "routing", detail),))
+            return _rejected(None, hops, Reason.LOOP, Stage.ROUTING, detail)
         try:
             event = decode(headers, payload)
         except BindingError as exc:
-            return Decision(None, hops, rejections=(Rejection("binding", "binding", str(exc)),))
+            return _rejected(None, hops, Reason.BINDING, Stage.BINDING, str(exc))
         report = self.validator.check(event)
         if not report.ok:
             return Decision(event, hops, rejections=(_rejection_of(report),))
         try:
             matches = self.table.match(event)
         except BindingError as exc:  # a data filter met data that does not parse
-            return Decision(event, hops, rejections=(Rejection("binding", "data", str(exc)),))
+            return _rejected(event, hops, Reason.BINDING, Stage.DATA, str(exc))
         if not matches:
             return self._unrouted(event, hops)
         if not any(m.route.schema for m in matches):
@@ -158,4 +166,4 @@ class Pipeline:
             rendered = route.to[0].render(event.attributes)
             return Decision(event, hops, (Match(route, (rendered,)),))
         detail = f"no route matched type {event.attributes.get('type')!r}"
-        return Decision(event, hops, rejections=(Rejection("unrouted", "routing", detail),))
+        return _rejected(event, hops, Reason.UNROUTED, Stage.ROUTING, detail)

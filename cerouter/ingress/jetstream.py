@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 
 import nats.js.errors
-import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -20,11 +18,38 @@ from nats.js.client import JetStreamContext
 
 from cerouter.config.model import JetStreamIngress as IngressSpec
 from cerouter.errors import CerouterError
+from cerouter.ingress.base import BatchHandler
+from cerouter.log import get_logger
 from cerouter.nats.pull import PullConsumer
+from cerouter.types import Inbound
 
-log = structlog.get_logger("cerouter")
+log = get_logger("cerouter.ingress")
 
-BatchHandler = Callable[[IngressSpec, list[Msg]], Awaitable[None]]
+
+class JetStreamSettler:
+    """Settles one JetStream message through its ack subject."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+
+    @property
+    def attempt(self) -> int:
+        """The server's delivery count (parsed from the ack subject only when asked)."""
+        return self._msg.metadata.num_delivered or 1
+
+    async def ack(self) -> None:
+        """Acknowledge: the server forgets the message for this consumer."""
+        await self._msg.ack()
+
+    async def retry(self, delay: float) -> None:
+        """NAK with a delay: the server redelivers it after ``delay`` seconds."""
+        await self._msg.nak(delay=delay)
+
+    async def terminate(self) -> None:
+        """TERM: the server never redelivers it."""
+        await self._msg.term()
 
 
 def consumer_config(spec: IngressSpec) -> ConsumerConfig:
@@ -52,6 +77,7 @@ class JetStreamIngress:
     def __init__(
         self, nc: Client, js: JetStreamContext, spec: IngressSpec, handle: BatchHandler
     ) -> None:
+        self.name = f"jetstream {spec.stream}"
         self.spec = spec
         self._js = js
         self._handle = handle
@@ -95,8 +121,14 @@ class JetStreamIngress:
                 self._wake.clear()
                 continue
             batch, self._queue = self._queue, []
+            limit = self.spec.max_deliver
+            inbounds = [
+                # The ack subject is not a reply address: a request destination must not see it.
+                Inbound(m.subject, m.headers, m.data, None, JetStreamSettler(m), limit)
+                for m in batch
+            ]
             try:
-                await self._handle(self.spec, batch)
+                await self._handle(inbounds)
             except Exception as exc:
                 # Unacked messages come back after ack_wait; the ingress must keep running.
                 log.error(

@@ -18,11 +18,6 @@ from cerouter.routing.subjects import SubjectTemplate
 
 DestinationKind = Literal["subject", "stream", "queue", "request"]
 
-DEADLETTER_REASONS = ("binding", "envelope", "schema", "unrouted", "loop", "delivery", "internal")
-"""Why an event was dead-lettered: not a CloudEvent, broken envelope, data failed its schema, no
-route matched (with ``unrouted: deadletter``), forwarded too many times, a destination did not
-accept it, or a bug in cerouter itself (internal)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Destination:

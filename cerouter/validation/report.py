@@ -15,17 +15,8 @@ event, not a fault of the program.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class Stage(StrEnum):
-    """The pipeline stage that found a problem (DESIGN.md, section 1)."""
-
-    BINDING = "binding"  # the NATS message is not a CloudEvent in either content mode
-    ENVELOPE = "envelope"  # a CloudEvents attribute rule is broken
-    DATA = "data"  # the event data does not match its JSON Schema (or cannot be checked)
-    ROUTING = "routing"  # no route matched, or a routing loop (the dead-letter stages)
-    DELIVERY = "delivery"  # a destination did not accept the event
+from cerouter.types import Stage as Stage  # Problem.stage; re-exported for readers of reports
 
 
 @dataclass(frozen=True, slots=True)

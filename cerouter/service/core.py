@@ -1,0 +1,287 @@
+"""The router core: process :class:`~cerouter.types.Inbound` messages from any ingress.
+
+For each message the pure :class:`~cerouter.pipeline.Pipeline` decides; the core starts every
+delivery (:class:`~cerouter.delivery.dispatch.Dispatcher`), waits for the outcomes, dead-letters
+every rejection, and settles the message through its settler: ack when every destination
+accepted it, retry with a growing delay while attempts remain, dead-letter then terminate after
+the last. Where a message came from never matters here.
+
+Two entry points, one set of rules:
+
+* :meth:`RouterCore.handle` — one message from a fire-and-forget ingress (core NATS). The happy
+  path costs no task and no flush; a message that needs waiting (JetStream destinations,
+  requests, dead letters) finishes in a task, bounded by ``max_inflight``.
+* :meth:`RouterCore.handle_batch` — messages that must be settled (JetStream). Every delivery of
+  the batch is in flight at once; one flush covers its core publishes and one wait its
+  acknowledgements. A failed flush means the core publishes may be lost, so those events are
+  retried, never acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+from nats.aio.client import Client
+from nats.js.client import JetStreamContext
+
+from cerouter.binding import DecodedEvent
+from cerouter.delivery.deadletter import build_deadletter
+from cerouter.delivery.deadletter_store import Recreate, store_deadletter
+from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, wait_all
+from cerouter.errors import DeliveryError
+from cerouter.log import get_logger
+from cerouter.pipeline import Decision, Pipeline, Rejection
+from cerouter.service.stats import Outcome, Stats
+from cerouter.types import Inbound, Reason, Stage
+
+log = get_logger("cerouter.router")
+
+
+@dataclass(frozen=True)
+class RouterOptions:
+    """Runtime settings that are not part of routes.yaml."""
+
+    urls: tuple[str, ...] | None = None  # overrides routes.yaml's nats.urls
+    max_hops: int = 8
+    ack_timeout: float = 10.0  # for JetStream publish acknowledgements
+    retry_initial: float = 0.5  # first retry delay; doubles per delivery
+    retry_max: float = 30.0
+    max_inflight: int = 10_000  # fire-and-forget events waiting for acknowledgements at once
+    drain_timeout: float = 15.0  # the whole shutdown: intake, in-flight events, connection
+    stats_interval: float = 30.0
+
+
+def retry_delay(attempt: int, initial: float, maximum: float) -> float:
+    """The delay before the next delivery after ``attempt`` failed ones: exponential, capped."""
+    return float(min(initial * (2 ** max(attempt - 1, 0)), maximum))
+
+
+def event_fields(event: DecodedEvent | None) -> dict[str, object]:
+    """The event's log fields (``ce_id``, ``ce_type``, ``ce_source``), only those present."""
+    if event is None:
+        return {}
+    attrs = event.attributes
+    fields = {"ce_id": attrs.get("id"), "ce_type": attrs.get("type")}
+    fields["ce_source"] = attrs.get("source")
+    return {k: v for k, v in fields.items() if v not in (None, "")}
+
+
+class RouterCore:
+    """Processes inbound messages with the current pipeline; swap :attr:`pipeline` to reload."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        nc: Client,
+        js: JetStreamContext,
+        dispatcher: Dispatcher,
+        stats: Stats,
+        options: RouterOptions,
+        recreate_deadletter: Recreate | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.stats = stats
+        self.options = options
+        self._nc = nc
+        self._js = js
+        self._dispatcher = dispatcher
+        self._recreate = recreate_deadletter
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(options.max_inflight)
+
+    # ------------------------------------------------------------------ fire and forget
+
+    async def handle(self, inbound: Inbound) -> None:
+        """Process one message; a message with a settler goes through :meth:`handle_batch`."""
+        if inbound.settler is not None:
+            await self.handle_batch((inbound,))
+            return
+        self.stats.count(Outcome.RECEIVED)
+        pipeline = self.pipeline
+        decision = pipeline.process(inbound.headers, inbound.payload)
+        pending = await self._begin(decision, inbound)
+        if decision.rejections or any(p.waiter is not None for p in pending):
+            # Bounded: when JetStream or a responder is slow, stop taking messages rather than
+            # piling up waiting tasks without limit (core NATS then applies its own limits).
+            await self._slots.acquire()
+            self._track(self._finish(pipeline, inbound, decision, pending, flush_error=None))
+        elif decision.dropped:
+            self.stats.count(Outcome.DROPPED)
+        else:
+            self.stats.count(Outcome.ROUTED)
+
+    async def drain(self, timeout: float) -> int:  # noqa: ASYNC109 - a shutdown budget
+        """Wait for fire-and-forget events still in flight; return how many did not finish."""
+        if not self._inflight:
+            return 0
+        _, late = await asyncio.wait(set(self._inflight), timeout=timeout)
+        return len(late)
+
+    # ------------------------------------------------------------------ settled batches
+
+    async def handle_batch(self, batch: Sequence[Inbound]) -> None:
+        """Process messages that must be settled: deliver all, flush once, wait once, settle."""
+        pipeline = self.pipeline
+        started: list[tuple[Inbound, Decision, list[Pending]]] = []
+        buffered = False
+        for inbound in batch:
+            self.stats.count(Outcome.RECEIVED)
+            decision = pipeline.process(inbound.headers, inbound.payload)
+            pending = await self._begin(decision, inbound)
+            buffered = buffered or any(p.waiter is None for p in pending)
+            started.append((inbound, decision, pending))
+        flush_error: str | None = None
+        if buffered:
+            # Core publishes are only buffered: the server has them once a flush returns.
+            try:
+                await self._nc.flush(timeout=int(max(self.options.ack_timeout, 1)))
+            except Exception as exc:
+                flush_error = f"flush failed: {exc or type(exc).__name__}"
+        await wait_all([p for _, _, pending in started for p in pending], self.options.ack_timeout)
+        for inbound, decision, pending in started:
+            await self._finish(pipeline, inbound, decision, pending, flush_error=flush_error)
+
+    # ------------------------------------------------------------------ shared
+
+    async def _begin(self, decision: Decision, inbound: Inbound) -> list[Pending]:
+        if not decision.matches or decision.event is None:
+            return []
+        return await self._dispatcher.start(
+            decision.event,
+            decision.matches,
+            headers=inbound.headers,
+            payload=inbound.payload,
+            hops=decision.hops,
+            reply=inbound.reply,
+        )
+
+    async def _finish(
+        self,
+        pipeline: Pipeline,
+        inbound: Inbound,
+        decision: Decision,
+        pending: list[Pending],
+        *,
+        flush_error: str | None,
+    ) -> None:
+        if inbound.settler is None:
+            await wait_all(pending, self.options.ack_timeout)
+        failures = failures_of(pending, self.options.ack_timeout)
+        if flush_error is not None:
+            failures += unflushed(pending, flush_error)
+        settler = inbound.settler
+        if not failures and not decision.rejections:
+            if settler is not None:
+                await settler.ack()
+            self.stats.count(Outcome.DROPPED if decision.dropped else Outcome.ROUTED)
+            return
+        if failures and settler is not None and inbound.retryable:
+            await self._retry(inbound, decision, failures)
+            return
+        stored = await self._deadletter_all(
+            pipeline, decision.event, inbound, [*decision.rejections, *failures]
+        )
+        if settler is not None:
+            if not stored:
+                # The dead-letter stream did not take it either: keep it for a later try.
+                attempt = inbound.attempt
+                opts = self.options
+                await settler.retry(retry_delay(attempt, opts.retry_initial, opts.retry_max))
+                return
+            await (settler.terminate() if failures else settler.ack())
+        if not failures and decision.matches:
+            self.stats.count(Outcome.ROUTED)
+
+    async def _retry(self, inbound: Inbound, decision: Decision, failures: list[Rejection]) -> None:
+        assert inbound.settler is not None  # only settled messages are retried
+        attempt = inbound.attempt
+        delay = retry_delay(attempt, self.options.retry_initial, self.options.retry_max)
+        self.stats.count(Outcome.RETRIED)
+        log.info(
+            "delivery failed, will retry",
+            attempt=attempt,
+            delay=delay,
+            errors=[f.detail for f in failures],
+            **event_fields(decision.event),
+        )
+        await inbound.settler.retry(delay)
+
+    async def _deadletter_all(
+        self,
+        pipeline: Pipeline,
+        event: DecodedEvent | None,
+        inbound: Inbound,
+        rejections: Sequence[Rejection],
+    ) -> bool:
+        """Dead-letter each rejection; ``False`` if the dead-letter stream refused any."""
+        settings = pipeline.config.deadletter
+        attributes: Mapping[str, object] | None = event.attributes if event is not None else None
+        ok = True
+        attempt = inbound.attempt
+        for rejection in rejections:
+            letter = build_deadletter(
+                settings.subject,
+                rejection,
+                subject=inbound.subject,
+                headers=inbound.headers,
+                payload=inbound.payload,
+                attributes=attributes,
+                attempt=attempt,
+            )
+            fields = {
+                "reason": str(rejection.reason),
+                "stage": str(rejection.stage),
+                "detail": rejection.detail,
+                "route": rejection.route,
+                "subject": inbound.subject,
+                "attempt": attempt,
+                **event_fields(event),
+            }
+            with structlog.contextvars.bound_contextvars(
+                **{k: v for k, v in fields.items() if v is not None}
+            ):
+                try:
+                    await store_deadletter(
+                        self._js,
+                        letter,
+                        stream=settings.stream,
+                        timeout=self.options.ack_timeout,
+                        recreate=self._recreate,
+                    )
+                except DeliveryError as exc:
+                    ok = False
+                    self.stats.count(Outcome.DEADLETTER_FAILED)
+                    log.error("dead-letter failed", error=str(exc))
+                    continue
+                self.stats.deadlettered(rejection.reason)
+                log.warning("dead-lettered")
+        return ok
+
+    def _track(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("event task failed", error=str(exc) or type(exc).__name__)
+
+
+def unflushed(pending: list[Pending], error: str) -> list[Rejection]:
+    """One delivery failure per core publish of an event whose batch flush failed."""
+    return [
+        Rejection(
+            Reason.DELIVERY,
+            Stage.DELIVERY,
+            f"{p.destination.destination.describe()}: {error}",
+            route=p.route,
+            destination=p.destination.subject,
+        )
+        for p in pending
+        if p.waiter is None
+    ]
