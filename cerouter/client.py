@@ -31,11 +31,11 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import PubAck
 
 from cerouter.binding import Mode, NatsMessage, from_message
+from cerouter.delivery.error_event import ERROR_EVENT_TYPE
 from cerouter.errors import DeliveryError
 from cerouter.nats.connection import DEFAULT_URL
 from cerouter.worker import connect_worker
 from cerouter.worker.outlets import encode_event
-from cerouter.worker.spec import ERROR_EVENT_TYPE
 
 __all__ = ["ERROR_EVENT_TYPE", "Client", "RemoteError", "connect", "dedupe_id"]
 

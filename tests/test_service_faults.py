@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
+import nats.js.errors
 import orjson
 import pytest
 from nats.aio.client import Client
@@ -94,12 +96,38 @@ async def test_a_destination_that_cannot_be_tried_does_not_stop_the_others(
     assert "not valid JSON" in letter.headers["cerouter-reason"]
 
 
-async def test_last_attempt_survives_a_missing_deadletter_stream(
+async def test_a_deadletter_stream_deleted_at_run_time_is_provisioned_again(
+    nc: Client, nats_url: str, routes: Path
+) -> None:
+    js = nc.jetstream()
+    async with running_router(nats_url, routes, retry_initial=0.05, retry_max=0.2):
+        await js.delete_stream("DEADLETTER")
+        await js.publish(
+            "events.q",
+            orjson.dumps(event("org.example.question", id_="q")),
+            headers={"Content-Type": "application/cloudevents+json"},
+        )
+
+        async def stored() -> bool:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                return await stream_count(nc, "DEADLETTER") == 1
+            return False
+
+        await eventually(stored, what="the event in the re-provisioned dead-letter stream")
+    [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    assert from_message(letter.headers, letter.data).get_id() == "q"
+    info = await js.stream_info("DEADLETTER")
+    assert info.config.subjects == ["deadletter.*"], "provisioned as routes.yaml declares it"
+
+
+async def test_last_attempt_survives_a_deadletter_stream_that_cannot_be_recreated(
     nc: Client, nats_url: str, routes: Path
 ) -> None:
     js = nc.jetstream()
     async with running_router(nats_url, routes, retry_initial=0.05, retry_max=0.2) as router:
+        # Another stream squats on the dead-letter subjects: DEADLETTER cannot come back.
         await js.delete_stream("DEADLETTER")
+        await js.add_stream(StreamConfig(name="SQUATTER", subjects=["deadletter.>"]))
         await js.publish(
             "events.q",
             orjson.dumps(event("org.example.question", id_="q")),
@@ -110,10 +138,13 @@ async def test_last_attempt_survives_a_missing_deadletter_stream(
             return router.stats.outcomes["deadletter_failed"] >= 2
 
         await eventually(refused, what="the dead-letter stream to refuse twice")
-        await js.add_stream(StreamConfig(name="DEADLETTER", subjects=["deadletter.>"]))
+        assert await stream_count(nc, "SQUATTER") == 0, "a letter went to the wrong stream"
+        await js.delete_stream("SQUATTER")
 
         async def stored() -> bool:
-            return await stream_count(nc, "DEADLETTER") == 1
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                return await stream_count(nc, "DEADLETTER") == 1
+            return False
 
         await eventually(stored, what="the event to reach the re-created dead-letter stream")
     [letter] = await stream_messages(nc, "DEADLETTER", count=1)

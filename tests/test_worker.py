@@ -144,6 +144,7 @@ async def test_poison_event_ends_in_the_deadletter_stream_with_its_reason(
     assert attempts == [1, 2, 3]
     stored = await nc.jetstream().get_last_msg("DEADLETTER", dl_subject)
     headers = stored.headers or {}
+    assert headers["cerouter-deadletter"] == "handler"
     assert headers["cerouter-stage"] == "handler"
     assert headers["cerouter-reason"] == "ValueError: order 7 has no customer"
     assert headers["cerouter-subject"] == f"work.{queue}"
@@ -152,7 +153,7 @@ async def test_poison_event_ends_in_the_deadletter_stream_with_its_reason(
     assert is_rfc3339(headers["cerouter-time"])
     assert headers["ce-id"] == "o-7"
     assert headers["ce-tenant"] == "acme"
-    assert "Nats-Msg-Id" not in headers
+    assert headers["Nats-Msg-Id"].startswith("dl-"), "the letter's own id, not the original's"
     assert "cerouter-msg-id" in headers
     assert orjson.loads(stored.data or b"") == {"n": 7}
     await eventually(lambda: consumer_settled(nc, stream, queue), what="the poison event TERMed")
@@ -198,7 +199,8 @@ async def test_message_that_is_not_a_cloudevent_is_deadlettered_without_retry(
     stored = await nc.jetstream().get_last_msg("DEADLETTER", f"deadletter.{queue}")
     assert stored.data == b"\x00not json"
     assert stored.headers is not None
-    assert stored.headers["cerouter-stage"] == "decode"
+    assert stored.headers["cerouter-deadletter"] == "binding"
+    assert stored.headers["cerouter-stage"] == "binding"
     await eventually(lambda: consumer_settled(nc, stream, queue), what="the message TERMed")
 
 

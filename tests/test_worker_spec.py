@@ -14,12 +14,11 @@ from hypothesis import strategies as st
 
 from cerouter.cli.worker import load_app
 from cerouter.config import model as config
-from cerouter.delivery.worker_deadletter import DeadLetterTarget, deadletter_headers
 from cerouter.errors import CerouterError, ConfigError
-from cerouter.timestamps import is_rfc3339
 from cerouter.worker import ERROR_EVENT_TYPE, WorkerApp
 from cerouter.worker.spec import (
     DEFAULT_DEADLETTER_STREAM,
+    DEFAULT_DEADLETTER_SUBJECT,
     DEFAULT_WORK_PREFIX,
     TypeFilter,
     describe_error,
@@ -173,46 +172,7 @@ def test_app_without_handlers_cannot_run() -> None:
 def test_defaults_mirror_the_router_config() -> None:
     assert DEFAULT_WORK_PREFIX == config.DEFAULT_WORK_PREFIX
     assert DEFAULT_DEADLETTER_STREAM == config.DEFAULT_DEADLETTER_STREAM
-    assert config.DEFAULT_DEADLETTER_SUBJECT == "deadletter.{reason}"  # ours: reason "handler"
-
-
-# --------------------------------------------------------------------------- dead letters
-
-
-def test_deadletter_headers_keep_the_original_and_add_why() -> None:
-    original = {
-        "ce-id": "o-1",
-        "ce-source": "/shop",
-        "Nats-Msg-Id": "abc",
-        "Nats-Expected-Stream": "WORK",
-        "cerouter-hops": "1",
-    }
-    headers = deadletter_headers(
-        original, stage="handler", reason="ValueError: x", subject="work.billing", attempt=5,
-        queue="billing",
-    )  # fmt: skip
-    assert headers["ce-id"] == "o-1"
-    assert headers["cerouter-hops"] == "1"
-    assert "Nats-Msg-Id" not in headers
-    assert "Nats-Expected-Stream" not in headers
-    assert headers["cerouter-msg-id"] == "abc"
-    assert {
-        k: v for k, v in headers.items() if k.startswith("cerouter-") and k != "cerouter-time"
-    } == {
-        "cerouter-hops": "1",
-        "cerouter-msg-id": "abc",
-        "cerouter-stage": "handler",
-        "cerouter-reason": "ValueError: x",
-        "cerouter-subject": "work.billing",
-        "cerouter-attempt": "5",
-        "cerouter-queue": "billing",
-    }
-    assert is_rfc3339(headers["cerouter-time"])
-
-
-def test_deadletter_stream_captures_the_first_token() -> None:
-    assert DeadLetterTarget("deadletter.handler", "DEADLETTER").capture == "deadletter.>"
-    assert DeadLetterTarget("dlq", "DLQ").capture == "dlq"
+    assert DEFAULT_DEADLETTER_SUBJECT == config.DEFAULT_DEADLETTER_SUBJECT
 
 
 def test_reasons_are_one_printable_line() -> None:

@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from cerouter.binding import DataKind, DecodedEvent, Mode, NatsMessage, encode
+from cerouter.binding import DecodedEvent, Mode, NatsMessage, encode
+from cerouter.delivery.error_event import error_event
 from cerouter.errors import CerouterError, DeliveryError
 from cerouter.nats import wire
 from cerouter.nats.jspub import JetStreamPublisher
 from cerouter.pipeline import HOPS_HEADER, Rejection
 from cerouter.routing.model import Match, RenderedDestination
-from cerouter.timestamps import format_timestamp
+from cerouter.types import Reason, Stage
 
 MSG_ID_HEADER = "Nats-Msg-Id"
-ERROR_EVENT_TYPE = "io.cerouter.error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,26 +153,11 @@ class Dispatcher:
                 await self.nc.publish(reply, response.data, headers=response.headers)
             return
         if reply:
-            message = error_event(event, f"request {subject}: {problem}")
+            message = encode(
+                error_event(f"request {subject}: {problem}", event.attributes), Mode.STRUCTURED
+            )
             await self.nc.publish(reply, message.payload, headers=message.headers)
         raise DeliveryError(problem)
-
-
-def error_event(cause: DecodedEvent, problem: str) -> NatsMessage:
-    """The CloudEvent a requester gets instead of silence when its request cannot be served."""
-    attributes: dict[str, object] = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "cerouter",
-        "type": ERROR_EVENT_TYPE,
-        "time": format_timestamp(datetime.now(UTC)),
-        "datacontenttype": "application/json",
-    }
-    data = {
-        "error": problem,
-        "event": {"id": cause.attributes.get("id"), "source": cause.attributes.get("source")},
-    }
-    return encode(DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.JSON), Mode.STRUCTURED)
 
 
 async def wait_all(pending: list[Pending], ack_within: float) -> None:
@@ -212,8 +195,8 @@ def failures_of(pending: list[Pending], ack_within: float) -> list[Rejection]:
             where += f" -> {dest.subject}"
         failures.append(
             Rejection(
-                "delivery",
-                "delivery",
+                Reason.DELIVERY,
+                Stage.DELIVERY,
                 f"{where}: {detail}",
                 route=item.route,
                 destination=dest.subject,

@@ -52,21 +52,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import signal
 from collections.abc import Callable, Sequence
 
 from nats.aio.client import Client
 
 from cerouter.binding import Mode
 from cerouter.config.model import NatsSettings
+from cerouter.delivery.error_event import ERROR_EVENT_TYPE
 from cerouter.errors import ConfigError
+from cerouter.lifecycle import Lifecycle
 from cerouter.nats.connection import DEFAULT_URL, connect_service
 from cerouter.worker.runtime import Worker
 from cerouter.worker.spec import (
     DEFAULT_DEADLETTER_STREAM,
     DEFAULT_DEADLETTER_SUBJECT,
     DEFAULT_WORK_PREFIX,
-    ERROR_EVENT_TYPE,
     Delivery,
     Handler,
     HandlerSpec,
@@ -237,26 +237,26 @@ class WorkerApp:
         connected, the worker reconnects on its own. ``on_ready`` is called once subscribed.
         """
         self._check_runnable(concurrency)
-        nc = await connect_worker(urls, name=f"cerouter-worker-{self.name}")
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # Not on the main thread (or not on Unix): the caller stops us through `stop`.
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
+        lifecycle = Lifecycle()
+        if stop is not None:
+            lifecycle.stop = stop
+        lifecycle.install_signals()  # before connecting: a SIGTERM during start-up still drains
         try:
-            worker = Worker(self, nc, concurrency=concurrency)
-            async with worker:
-                if on_ready is not None:
-                    on_ready(worker)
-                await stop.wait()
-            return worker.stats
+            nc = await connect_worker(urls, name=f"cerouter-worker-{self.name}")
+            try:
+                worker = Worker(self, nc, concurrency=concurrency)
+                async with worker:
+                    if on_ready is not None:
+                        on_ready(worker)
+                    await lifecycle.stop.wait()
+                return worker.stats
+            finally:
+                # The server may be gone by now (that is why we are stopping): closing must
+                # not turn a clean stop into a traceback.
+                with contextlib.suppress(Exception):
+                    await nc.close()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            await nc.close()
+            lifecycle.remove_signals()
 
     def _check_runnable(self, concurrency: int | None) -> None:
         if not self._handlers:

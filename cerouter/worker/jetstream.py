@@ -12,14 +12,14 @@ import time
 
 import nats.errors
 import nats.js.errors
-import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from cerouter.errors import CerouterError
+from cerouter.log import get_logger
 from cerouter.worker.spec import QueueSpec
 
-log = structlog.get_logger("cerouter.worker")
+log = get_logger("cerouter.worker")
 
 
 async def find_stream(js: JetStreamContext, queue: QueueSpec, wait: float) -> str:

@@ -6,20 +6,22 @@ except through the connection itself.
 
 from __future__ import annotations
 
-import structlog
+from collections.abc import Mapping
+
 from cloudevents.core.v1.event import CloudEvent
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import Mode, NatsMessage, to_binary, to_structured
-from cerouter.delivery.worker_deadletter import (
-    DeadLetterTarget,
-    deadletter_headers,
-    publish_deadletter,
-)
+from cerouter.delivery.deadletter import build_deadletter
+from cerouter.delivery.deadletter_store import ensure_capture_stream, store_deadletter
 from cerouter.errors import DeliveryError
+from cerouter.log import get_logger
+from cerouter.pipeline import Rejection
+from cerouter.routing.subjects import SubjectTemplate
+from cerouter.types import Reason, Stage
 
-log = structlog.get_logger("cerouter.worker")
+log = get_logger("cerouter.worker")
 
 
 def encode_event(event: CloudEvent, mode: Mode) -> NatsMessage:
@@ -37,14 +39,16 @@ class Outlets:
     def __init__(
         self,
         nc: Client,
-        deadletter: DeadLetterTarget,
+        deadletter_subject: SubjectTemplate,
+        deadletter_stream: str,
         *,
         reply_mode: Mode | None,
         emit_mode: Mode,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
-        self.deadletter_target = deadletter
+        self.deadletter_subject = deadletter_subject
+        self.deadletter_stream = deadletter_stream
         self.reply_mode = reply_mode
         self.emit_mode = emit_mode
 
@@ -61,17 +65,41 @@ class Outlets:
             await self.nc.flush()
 
     async def deadletter(
-        self, msg: Msg, *, queue: str, stage: str, reason: str, attempt: int
+        self,
+        msg: Msg,
+        *,
+        queue: str,
+        reason: Reason,
+        detail: str,
+        attempt: int,
+        attributes: Mapping[str, object] | None = None,
     ) -> bool:
-        """Store ``msg`` in the dead-letter stream; ``True`` once JetStream acknowledged it."""
-        headers = deadletter_headers(
-            msg.headers, stage=stage, reason=reason, subject=msg.subject, attempt=attempt,
+        """Store ``msg`` in the dead-letter stream; ``True`` once JetStream acknowledged it.
+
+        ``reason`` is :attr:`Reason.HANDLER` (the handler failed) or :attr:`Reason.BINDING`
+        (not a CloudEvent).
+        """
+        stage = Stage.HANDLER if reason is Reason.HANDLER else Stage.BINDING
+        letter = build_deadletter(
+            self.deadletter_subject,
+            Rejection(reason, stage, detail),
+            subject=msg.subject,
+            headers=msg.headers,
+            payload=msg.data,
+            attributes=attributes,
+            attempt=attempt,
             queue=queue,
-        )  # fmt: skip
+        )
+
+        async def recreate() -> None:
+            await ensure_capture_stream(self.js, letter.subject, self.deadletter_stream)
+
         try:
-            await publish_deadletter(self.js, self.deadletter_target, msg.data, headers)
+            await store_deadletter(self.js, letter, recreate=recreate)
         except DeliveryError as exc:
-            log.error("dead-letter failed", queue=queue, error=str(exc), reason=reason)
+            log.error("dead-letter failed", queue=queue, error=str(exc), reason=str(reason))
             return False
-        log.error("dead-lettered", queue=queue, stage=stage, attempt=attempt, reason=reason)
+        log.warning(
+            "dead-lettered", queue=queue, reason=str(reason), detail=detail, attempt=attempt
+        )
         return True

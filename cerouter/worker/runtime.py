@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats.errors
-import structlog
 from cloudevents.core.v1.event import CloudEvent
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from cerouter.binding import DecodedEvent, Mode, decode, to_sdk
-from cerouter.delivery.worker_deadletter import DeadLetterTarget, ensure_stream
+from cerouter.delivery.deadletter_store import ensure_capture_stream
 from cerouter.errors import BindingError, CerouterError
+from cerouter.log import get_logger
 from cerouter.nats.pull import PullConsumer
+from cerouter.routing.subjects import SubjectTemplate
+from cerouter.types import Reason
 from cerouter.worker.jetstream import KeepAlive, ensure_consumer, find_stream
 from cerouter.worker.outlets import Outlets
 from cerouter.worker.spec import (
+    AppSettings,
     Delivery,
     HandlerSpec,
     QueueSpec,
@@ -37,10 +40,7 @@ from cerouter.worker.spec import (
     set_delivery,
 )
 
-if TYPE_CHECKING:
-    from cerouter.worker import WorkerApp
-
-log = structlog.get_logger("cerouter.worker")
+log = get_logger("cerouter.worker")
 
 
 class Worker:
@@ -51,15 +51,21 @@ class Worker:
     closes it.
     """
 
-    def __init__(self, app: WorkerApp, nc: Client, *, concurrency: int | None = None) -> None:
+    def __init__(self, app: AppSettings, nc: Client, *, concurrency: int | None = None) -> None:
         self.app = app
         self.nc = nc
         self.js = nc.jetstream()
         self.default_concurrency = concurrency if concurrency is not None else app.concurrency
         self.queues = app.queues()
         self.stats_by_queue = {q.name: WorkerStats() for q in self.queues}
-        self.deadletter = DeadLetterTarget(app.deadletter_subject, app.deadletter_stream)
-        self._out = Outlets(nc, self.deadletter, reply_mode=app.reply_mode, emit_mode=app.emit_mode)
+        self.deadletter_subject = SubjectTemplate.parse(app.deadletter_subject)
+        self._out = Outlets(
+            nc,
+            self.deadletter_subject,
+            app.deadletter_stream,
+            reply_mode=app.reply_mode,
+            emit_mode=app.emit_mode,
+        )
         self._limits = {
             spec: asyncio.Semaphore(self.concurrency_of(spec))
             for q in self.queues
@@ -95,7 +101,8 @@ class Worker:
         self._started = True
         with contextlib.suppress(CerouterError, nats.errors.Error):
             # Best effort up front; a dead-letter publish creates the stream later if needed.
-            await ensure_stream(self.js, self.deadletter)
+            subject = self.deadletter_subject.render({}, {"reason": str(Reason.HANDLER)})
+            await ensure_capture_stream(self.js, subject, self.app.deadletter_stream)
         try:
             for queue in self.queues:
                 if queue.durable:
@@ -224,7 +231,9 @@ class Worker:
                     error = error_event(self.app.source, reason, event.attributes)
                     await self._reply(msg, error, event.mode, stats)
                 else:
-                    await self._deadletter(queue, msg, "handler", reason, 1, stats)
+                    await self._deadletter(
+                        queue, msg, Reason.HANDLER, reason, 1, stats, event.attributes
+                    )
                 return
             stats.handled += 1
             await self._deliver_result(spec, msg, event, result, stats, flush=False)
@@ -337,7 +346,7 @@ class Worker:
             stats.retried += 1
             await msg.nak(delay=delay)
             return
-        if await self._deadletter(queue, msg, "handler", reason, attempt, stats):
+        if await self._deadletter(queue, msg, Reason.HANDLER, reason, attempt, stats):
             await msg.term()
         else:
             # Not stored: keep it in the queue rather than lose it.
@@ -405,16 +414,24 @@ class Worker:
             )
             return
         attempt = msg.metadata.num_delivered if queue.durable else 1
-        stored = await self._deadletter(queue, msg, "decode", reason, attempt, stats)
+        stored = await self._deadletter(queue, msg, Reason.BINDING, reason, attempt, stats)
         if queue.durable:
             await (msg.term() if stored else msg.nak(delay=1.0))
 
     async def _deadletter(
-        self, queue: QueueSpec, msg: Msg, stage: str, reason: str, attempt: int, stats: WorkerStats
+        self,
+        queue: QueueSpec,
+        msg: Msg,
+        reason: Reason,
+        detail: str,
+        attempt: int,
+        stats: WorkerStats,
+        attributes: Mapping[str, object] | None = None,
     ) -> bool:
         stored = await self._out.deadletter(
-            msg, queue=queue.name, stage=stage, reason=reason, attempt=attempt
-        )
+            msg, queue=queue.name, reason=reason, detail=detail, attempt=attempt,
+            attributes=attributes,
+        )  # fmt: skip
         stats.dead_lettered += stored
         return stored
 

@@ -7,29 +7,47 @@ registered; :class:`~cerouter.worker_runtime.Worker` reads them at run time.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cloudevents.core.v1.event import CloudEvent
 
-from cerouter.binding import Mode
+from cerouter.binding import Mode, to_sdk
+from cerouter.delivery.error_event import error_event as build_error_event
 from cerouter.errors import ConfigError
 
 # Mirrors of cerouter.config's defaults (a test keeps them equal); importing the config module
 # here would pull the schema registry into every worker process for two strings.
 DEFAULT_WORK_PREFIX = "work"
 DEFAULT_DEADLETTER_STREAM = "DEADLETTER"
-DEFAULT_DEADLETTER_SUBJECT = "deadletter.handler"
+DEFAULT_DEADLETTER_SUBJECT = "deadletter.{reason}"
 
-#: The type of the CloudEvent a worker replies with when a request could not be answered.
-ERROR_EVENT_TYPE = "io.cerouter.error"
 
 Handler = Callable[[CloudEvent], Awaitable[CloudEvent | None]]
 """What ``@app.handler`` decorates: ``async def f(event: CloudEvent) -> CloudEvent | None``."""
+
+
+class AppSettings(Protocol):
+    """What a running worker reads of its :class:`~cerouter.worker.WorkerApp`."""
+
+    name: str
+    concurrency: int
+    emit: str | None
+    emit_mode: Mode
+    reply_mode: Mode | None
+    deadletter_subject: str
+    deadletter_stream: str
+    drain_timeout: float
+    stream_wait: float
+    pull_expires: float
+    source: str
+
+    def queues(self) -> tuple[QueueSpec, ...]:
+        """The subscriptions the handlers need."""
+        ...
+
 
 # A queue name becomes a consumer name and a subject token: no dots, wildcards or spaces.
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -230,25 +248,9 @@ def set_delivery(value: Delivery) -> None:
 
 
 def error_event(source: str, reason: str, original: Mapping[str, Any] | None) -> CloudEvent:
-    """The ``io.cerouter.error`` CloudEvent a requester gets instead of silence.
-
-    ``data`` is ``{"error": reason, "event": {"id", "source", "type"}}``, the latter naming the
-    request event when it could be read.
-    """
-    data: dict[str, Any] = {"error": reason}
-    if original:
-        data["event"] = {k: original[k] for k in ("id", "source", "type") if k in original}
-    return CloudEvent(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": source,
-            "type": ERROR_EVENT_TYPE,
-            "time": datetime.now(UTC),
-            "datacontenttype": "application/json",
-        },
-        data,
-    )
+    """The ``io.cerouter.error`` CloudEvent a requester gets instead of silence (the format is
+    :func:`cerouter.delivery.error_event.error_event`'s)."""
+    return to_sdk(build_error_event(reason, original, source=source))
 
 
 def one_line(text: str, limit: int = 500) -> str:
