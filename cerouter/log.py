@@ -1,39 +1,93 @@
 """Logging: structlog, JSON lines when not on a terminal, readable console output on one.
 
-Per-event context (ce id, type, source, route) is bound with ``structlog.contextvars`` by the
-service; this module only decides the output format, once, at start-up.
+Every line carries ``logger`` (the component: ``cerouter.router``, ``cerouter.worker``, ...),
+``level`` and ``timestamp``; fields that are ``None`` or empty are left out. Per-event fields
+(``ce_id``, ``ce_type``, ``ce_source``, ``route``) come from ``structlog.contextvars``, bound by
+the router and the workers with the same names. Standard-library logging (nats-py's) goes
+through the same renderer, so with ``--log-format json`` every line on stderr is JSON.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from enum import StrEnum
+from typing import Any
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
-LogFormat = Literal["auto", "json", "console"]
+
+class LogFormat(StrEnum):
+    """``--log-format``: JSON lines, readable lines, or JSON unless stderr is a terminal."""
+
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
 
 
-def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
-    """Set up structlog for the process (called once by the CLI entry points)."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: structlog.typing.Processor = (
+class LogLevel(StrEnum):
+    """``--log-level``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def get_logger(name: str) -> Any:
+    """A logger whose lines carry ``logger=name`` (resolved lazily: safe at import time)."""
+    return structlog.get_logger(name)
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """A print logger that knows its name, for ``add_logger_name``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(sys.stderr)
+        self.name = name
+
+
+def _logger_factory(*args: Any) -> _NamedPrintLogger:
+    return _NamedPrintLogger(str(args[0]) if args else "cerouter")
+
+
+def _drop_empty(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    return {k: v for k, v in event.items() if v is not None and v != ""}
+
+
+def configure_logging(
+    fmt: LogFormat | str = LogFormat.AUTO, level: LogLevel | str = LogLevel.INFO
+) -> None:
+    """Set up structlog (and the standard library's logging) for the process, once."""
+    fmt = LogFormat(fmt)
+    use_json = fmt is LogFormat.JSON or (fmt is LogFormat.AUTO and not sys.stderr.isatty())
+    renderer: Processor = (
         structlog.processors.JSONRenderer()
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    numeric = logging.getLevelNamesMapping()[str(LogLevel(level)).upper()]
+    shared: list[Processor] = [
+        structlog.stdlib.add_logger_name,
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_empty,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=_logger_factory,
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)

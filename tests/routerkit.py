@@ -14,8 +14,10 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from cerouter.cli.run import load
-from cerouter.service.router import Router, RouterOptions
+from cerouter.config.load import load_router_config
+from cerouter.service.core import RouterOptions
+from cerouter.service.router import Router
+from cerouter.service.serve import serve
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -40,13 +42,10 @@ def write_routes(tmp_path: Path, body: str) -> Path:
 @asynccontextmanager
 async def running_router(url: str, routes: Path, **options: Any) -> AsyncIterator[Router]:
     """A started router on ``url`` using ``routes``; stopped (drained) on exit."""
-    config, registry = load(routes)
-    router = Router(config, registry, RouterOptions(urls=(url,), **options))
-    await router.start()
-    try:
-        yield router
-    finally:
-        await router.stop()
+    config, registry = load_router_config(routes)
+    options = RouterOptions(urls=(url,), **options)
+    async with serve(config, registry, options, reload_from=routes, signals=False) as service:
+        yield service.router
 
 
 def event(type_: str = "com.example.thing", id_: str = "1", **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import pytest
 from cerouter.binding import Mode
 from cerouter.config.load import check_config, load_config
 from cerouter.config.model import (
-    DEFAULT_NATS_URL,
     CoreIngress,
     IngressSettings,
     NatsSettings,
@@ -65,7 +64,7 @@ def test_minimal_file_and_defaults(tmp_path: Path) -> None:
     config = load(tmp_path, MINIMAL)
     assert config.version == 1
     assert config.nats == NatsSettings()
-    assert config.nats.urls == (DEFAULT_NATS_URL,)
+    assert config.nats.urls == ()  # none declared: `cerouter run` embeds a server
     assert config.ingress == IngressSettings(CoreIngress(("events.>",), "cerouter"), ())
     assert config.deadletter.stream == "DEADLETTER"
     assert config.deadletter.subject.source == "deadletter.{reason}"
@@ -634,7 +633,7 @@ def test_error_messages_never_span_lines(tmp_path: Path) -> None:
 
 def test_the_repository_routes_yaml_loads() -> None:
     config = load_config(ROOT / "routes.yaml", environ={})
-    assert config.nats.urls == ("nats://127.0.0.1:4222",)
+    assert config.nats.urls == ()  # none: `cerouter run` starts its own server
     kinds = {d.kind for r in config.routes for d in r.to}
     assert kinds == {"subject", "stream", "queue", "request"}
     assert any(r.final for r in config.routes)

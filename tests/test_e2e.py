@@ -55,7 +55,7 @@ async def router(shop: Path) -> AsyncIterator[RunningRouter]:
     port = free_port()
     proc = CliProcess("run", "--port", str(port), "--log-format", "json", cwd=shop)
     try:
-        await asyncio.to_thread(proc.wait_for_stderr, "cerouter routing 8 routes")
+        await asyncio.to_thread(proc.wait_for_stderr, "cerouter ready")
         yield RunningRouter(proc, f"nats://127.0.0.1:{port}")
     finally:
         if proc.proc.poll() is None:
@@ -211,7 +211,7 @@ async def test_watch_reloads_when_routes_yaml_changes(shop: Path) -> None:
         "run", "--port", str(free_port()), "--watch", "--log-format", "json", cwd=shop
     )
     try:
-        await proc.wait_for_stderr_async("cerouter routing 8 routes")
+        await proc.wait_for_stderr_async("cerouter ready")
         routes = shop / "routes.yaml"
         routes.write_text(routes.read_text().replace("alerts.payments", "alerts.oncall"))
         line = await proc.wait_for_stderr_async("configuration reloaded")

@@ -106,7 +106,7 @@ async def test_sigterm_during_a_burst_loses_nothing(
     router = CliProcess("run", "--routes", str(routes), "--nats-url", fresh_server.url,
                         "--log-format", "json")  # fmt: skip
     try:
-        await asyncio.to_thread(router.wait_for_stderr, "cerouter routing")
+        await asyncio.to_thread(router.wait_for_stderr, "cerouter ready")
         await js_publish(nc, total)
         js = nc.jetstream()
 

@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client
 
 from cerouter.binding import from_message
-from cerouter.cli.run import load
+from cerouter.config.load import load_router_config as load
 from cerouter.errors import ConfigError
 from cerouter.nats.embedded import EmbeddedServer, ServerConfig
 from tests.routerkit import Inbox, event, publish, running_router, write_routes

@@ -138,3 +138,11 @@ def _check_schema_refs(
                 )
             )
     return registry
+
+
+def load_router_config(path: Path) -> tuple[RouterConfig, SchemaRegistry | None]:
+    """Load routes.yaml and its schemas for running; raise the first :class:`ConfigError`."""
+    result = check_config(path)
+    if result.errors or result.config is None:
+        raise result.errors[0] if result.errors else ConfigError("invalid", file=str(path))
+    return result.config, result.registry

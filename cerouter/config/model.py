@@ -4,7 +4,7 @@ The format (version 1; ``cerouter routes schema`` prints its JSON Schema)::
 
     version: 1                       # required
     nats:                            # connection; every string may use ${ENV} / ${ENV:-default}
-      urls: nats://127.0.0.1:4222    #   a URL or a list (default nats://127.0.0.1:4222)
+      urls: nats://127.0.0.1:4222    #   a URL or a list; none: cerouter run embeds a server
       name: cerouter                 #   client name (default cerouter)
       credentials: app.creds         #   a .creds file, or token, or user + password (one method)
       token: ${NATS_TOKEN}
@@ -92,7 +92,7 @@ class TlsSettings:
 class NatsSettings:
     """How to connect to NATS. Secrets are resolved from ``${ENV}`` at load time."""
 
-    urls: tuple[str, ...] = (DEFAULT_NATS_URL,)
+    urls: tuple[str, ...] = ()  # none declared: the embedded server's, DEFAULT_NATS_URL
     name: str = DEFAULT_CLIENT_NAME
     credentials: Path | None = None
     token: str | None = field(default=None, repr=False)

@@ -81,7 +81,7 @@ async def connect_service(
             report("error", str(exc) or type(exc).__name__)
 
     options: dict[str, Any] = {
-        "servers": list(urls or settings.urls),
+        "servers": list(urls or settings.urls or (DEFAULT_URL,)),
         "name": settings.name,
         "connect_timeout": settings.connect_timeout,
         "allow_reconnect": True,

@@ -27,12 +27,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-log = structlog.get_logger("cerouter.nats.pull")
+from cerouter.log import get_logger
+
+log = get_logger("cerouter.nats.pull")
 
 _PENDING = "Nats-Pending-Messages"
 # Statuses that end a pull request: 404 no messages, 408 expired, 409 refused/interrupted.

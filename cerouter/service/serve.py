@@ -1,0 +1,161 @@
+"""``serve()``: the router service as a library — embedded server, router, signals, reload.
+
+::
+
+    async with serve(config, registry, embedded=ServerConfig()) as service:
+        print("routing, publish to", service.url)
+        await service.wait()          # until SIGINT/SIGTERM or service.request_stop()
+
+``cerouter run`` is this plus argument parsing; the test suite and (later) the HTTP gateway and
+the pytest plugin use the same function. Order: signal handlers first (a SIGTERM during start-up
+means "stop as soon as started", not death by signal), then the embedded server when asked for,
+then the router. Shutdown runs in reverse under one deadline (``options.drain_timeout``): stop
+intake, finish in-flight events, drain the connection, stop the embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from cerouter.config.load import load_router_config
+from cerouter.config.model import RouterConfig
+from cerouter.lifecycle import Deadline, Lifecycle
+from cerouter.log import get_logger
+from cerouter.nats.embedded import EmbeddedServer, ServerConfig
+from cerouter.service.core import RouterOptions
+from cerouter.service.router import Router
+from cerouter.validation.registry import SchemaRegistry
+
+log = get_logger("cerouter.service")
+
+Fingerprint = tuple[tuple[str, float], ...]
+
+
+@dataclass
+class Service:
+    """A running service, as :func:`serve` yields it."""
+
+    router: Router
+    server: EmbeddedServer | None
+    lifecycle: Lifecycle
+    reload_from: Path | None
+
+    @property
+    def url(self) -> str:
+        """The URL the router is connected to (where producers publish)."""
+        connected = self.router.nc.connected_url
+        return connected.geturl() if connected is not None else ""
+
+    async def wait(self) -> None:
+        """Return once a stop was requested (signal or :meth:`request_stop`)."""
+        await self.lifecycle.stop.wait()
+
+    def request_stop(self) -> None:
+        """Ask the service to stop (what SIGTERM does)."""
+        self.lifecycle.stop.set()
+
+    def request_reload(self) -> None:
+        """Ask the service to reload routes.yaml (what SIGHUP does)."""
+        self.lifecycle.reload.set()
+
+    async def reload(self) -> bool:
+        """Reload routes.yaml and the schemas now; ``False`` (logged) if they fail to load, in
+        which case the running configuration stays in force."""
+        if self.reload_from is None:
+            return False
+        try:
+            config, registry = await asyncio.to_thread(load_router_config, self.reload_from)
+            await self.router.reload(config, registry)
+        except Exception as exc:  # whatever went wrong, the running configuration must survive
+            log.error(
+                "reload rejected; the previous configuration stays in force",
+                error=str(exc) or type(exc).__name__,
+            )
+            return False
+        return True
+
+
+@asynccontextmanager
+async def serve(
+    config: RouterConfig,
+    registry: SchemaRegistry | None,
+    options: RouterOptions | None = None,
+    *,
+    embedded: ServerConfig | None = None,
+    reload_from: Path | None = None,
+    watch: bool = False,
+    signals: bool = True,
+) -> AsyncIterator[Service]:
+    """Run the router (on an embedded server when ``embedded`` is given) until the block exits.
+
+    ``reload_from`` is the routes file SIGHUP (and :meth:`Service.reload`) reloads; ``watch``
+    also reloads when it or a schema file changes. ``signals=False`` leaves signal handling to
+    the caller (for a program that embeds the router).
+    """
+    options = options or RouterOptions()
+    lifecycle = Lifecycle()
+    if signals:
+        lifecycle.install_signals(reload=reload_from is not None)
+    # Taken before start-up, so a change made while the router starts is not missed.
+    baseline = _fingerprint(reload_from, config) if watch and reload_from else None
+    server: EmbeddedServer | None = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if embedded is not None:
+            server = EmbeddedServer(embedded)
+            await server.__aenter__()
+            log.info("embedded nats-server started", url=server.url, store=str(server.store_dir))
+            options = replace(options, urls=(server.url,))
+        router = Router(config, registry, options)
+        await router.start()
+        service = Service(router, server, lifecycle, reload_from)
+        tasks.append(asyncio.create_task(_reloads(service)))
+        if baseline is not None and reload_from is not None:
+            tasks.append(asyncio.create_task(_watch(service, reload_from, baseline)))
+        try:
+            yield service
+        finally:
+            deadline = Deadline(options.drain_timeout)
+            log.info("stopping: draining in-flight events")
+            for task in tasks:
+                task.cancel()
+            await router.stop(deadline.left())
+    finally:
+        if server is not None:
+            await server.__aexit__(None, None, None)
+        lifecycle.remove_signals()
+
+
+async def _reloads(service: Service) -> None:
+    reload = service.lifecycle.reload
+    while True:
+        await reload.wait()
+        reload.clear()
+        await service.reload()
+
+
+def _fingerprint(path: Path, config: RouterConfig) -> Fingerprint:
+    schemas = config.schemas.directory
+    files = [path]
+    if schemas.is_dir():
+        files += sorted(p for p in schemas.rglob("*") if p.is_file())
+    out: list[tuple[str, float]] = []
+    for file in files:
+        with contextlib.suppress(OSError):
+            out.append((str(file), file.stat().st_mtime))
+    return tuple(out)
+
+
+async def _watch(service: Service, path: Path, last: Fingerprint) -> None:
+    # Polling keeps this dependency-free; a change is picked up within a second.
+    while True:
+        await asyncio.sleep(1.0)
+        now = await asyncio.to_thread(_fingerprint, path, service.router.config)
+        if now != last:
+            last = now
+            service.request_reload()
