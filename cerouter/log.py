@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +51,18 @@ class _NamedPrintLogger(structlog.PrintLogger):
 
 def _logger_factory(*args: Any) -> _NamedPrintLogger:
     return _NamedPrintLogger(str(args[0]) if args else "cerouter")
+
+
+def event_fields(attributes: Mapping[str, object] | None) -> dict[str, object]:
+    """The per-event log fields (``ce_id``, ``ce_type``, ``ce_source``), only those present."""
+    if not attributes:
+        return {}
+    fields = {
+        "ce_id": attributes.get("id"),
+        "ce_type": attributes.get("type"),
+        "ce_source": attributes.get("source"),
+    }
+    return {k: v for k, v in fields.items() if v is not None and v != ""}
 
 
 def _drop_empty(_: WrappedLogger, __: str, event: EventDict) -> EventDict:

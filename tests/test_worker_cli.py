@@ -6,6 +6,7 @@ until then through ``python -m cerouter.cli_worker`` (the same command function)
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -117,11 +118,16 @@ async def test_worker_command_handles_events_and_drains_on_sigint(
     if durable:
         async with publisher(nats_url) as client:
             await workqueue(client.nc, unique("WORK"), f"work.{queue}")
-    proc = WorkerProcess(target, "--nats-url", nats_url, "--concurrency", "4", cwd=tmp_path)
+    proc = WorkerProcess(
+        target, "--nats-url", nats_url, "--concurrency", "4", "--log-format", "json",
+        cwd=tmp_path,
+    )  # fmt: skip
     try:
-        ready = proc.wait_for("stderr", "ready at")
+        ready = json.loads(proc.wait_for("stderr", '"worker ready"'))
         kind = "durable" if durable else "core"
-        assert f"{queue} ({kind}, work.{queue})" in ready
+        assert f"{queue} ({kind}, work.{queue})" in ready["queues"]
+        assert ready["logger"] == "cerouter.worker"
+        assert {"version", "pid", "timestamp", "level"} <= ready.keys()
         async with publisher(nats_url) as client:
             for n in range(3):
                 if durable:
@@ -135,7 +141,11 @@ async def test_worker_command_handles_events_and_drains_on_sigint(
     finally:
         proc.kill()
     assert code == 0, stderr
-    assert "demo stopped: 3 handled, 0 failed, 0 dead-lettered, 0 ignored" in stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # JSON only
+    stopped = next(line for line in lines if line["event"] == "worker stopped")
+    assert (stopped["handled"], stopped["failed"], stopped["dead_lettered"]) == (3, 0, 0)
+    assert all(line.get("logger") for line in lines)
+    assert not [line for line in lines if None in line.values() or "" in line.values()]
 
 
 def test_worker_command_reports_a_bad_target_in_one_line(tmp_path: Path) -> None:

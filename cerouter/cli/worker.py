@@ -15,16 +15,19 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
-from cerouter.cli.support import NatsUrlOption, fail, nats_urls, note
+from cerouter import __version__
+from cerouter.cli.support import NatsUrlOption, fail, nats_urls
 from cerouter.errors import CerouterError
-from cerouter.log import LogFormat, configure_logging
+from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
 from cerouter.worker import Worker, WorkerApp
 
 COMMAND = "worker"
+
+log = get_logger("cerouter.worker")
 
 
 def register(app: typer.Typer) -> None:
@@ -41,21 +44,17 @@ def worker(
         typer.Option(min=1, help="Events each handler runs at once (for handlers that set none)."),
     ] = None,
     nats_url: NatsUrlOption = None,
-    log_format: Annotated[str, typer.Option(help="auto, json or console.")] = "auto",
+    log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[
-        str, typer.Option(help="debug (also each ignored event), info, warning or error.")
-    ] = "info",
+        LogLevel, typer.Option(help="Lowest level logged (debug: also each ignored event).")
+    ] = LogLevel.INFO,
 ) -> None:
     """Run a worker app: consume its queues until Ctrl-C, then drain and exit.
 
     MODULE is a module importable from here, or a .py file; APP defaults to `app`.
     """
-    if log_format not in ("auto", "json", "console"):
-        fail(COMMAND, f"--log-format {log_format!r}: expected auto, json or console", 2)
-    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        fail(COMMAND, f"--log-level {log_level!r}: expected debug, info, warning or error", 2)
     # The worker's own logs go to stderr; stdout stays the handlers' (they may print data).
-    configure_logging(cast("LogFormat", log_format), log_level)
+    configure_logging(log_format, log_level)
     try:
         app = load_app(target)
     except CerouterError as exc:
@@ -67,7 +66,10 @@ def worker(
             f"{q.name} ({'durable' if q.durable else 'core'}, {q.subject})" for q in running.queues
         )
         where = running.nc.connected_url.geturl() if running.nc.connected_url else urls[0]
-        note(f"cerouter worker: {app.name} ready at {where}: {queues}; Ctrl-C to stop")
+        log.info(
+            "worker ready", app=app.name, url=where, queues=queues, version=__version__,
+            pid=os.getpid(),
+        )  # fmt: skip
 
     try:
         stats = asyncio.run(app.serve(urls, concurrency=concurrency, on_ready=ready))
@@ -75,10 +77,10 @@ def worker(
         fail(COMMAND, str(exc))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         fail(COMMAND, "interrupted", 130)
-    note(
-        f"cerouter worker: {app.name} stopped: {stats.handled} handled, {stats.failed} failed, "
-        f"{stats.dead_lettered} dead-lettered, {stats.ignored} ignored"
-    )
+    log.info(
+        "worker stopped", app=app.name, handled=stats.handled, failed=stats.failed,
+        dead_lettered=stats.dead_lettered, ignored=stats.ignored,
+    )  # fmt: skip
 
 
 def load_app(target: str) -> WorkerApp:

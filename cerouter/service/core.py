@@ -32,7 +32,7 @@ from cerouter.delivery.deadletter import build_deadletter
 from cerouter.delivery.deadletter_store import Recreate, store_deadletter
 from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, wait_all
 from cerouter.errors import DeliveryError
-from cerouter.log import get_logger
+from cerouter.log import event_fields, get_logger
 from cerouter.pipeline import Decision, Pipeline, Rejection
 from cerouter.service.stats import Outcome, Stats
 from cerouter.types import Inbound, Reason, Stage
@@ -59,14 +59,8 @@ def retry_delay(attempt: int, initial: float, maximum: float) -> float:
     return float(min(initial * (2 ** max(attempt - 1, 0)), maximum))
 
 
-def event_fields(event: DecodedEvent | None) -> dict[str, object]:
-    """The event's log fields (``ce_id``, ``ce_type``, ``ce_source``), only those present."""
-    if event is None:
-        return {}
-    attrs = event.attributes
-    fields = {"ce_id": attrs.get("id"), "ce_type": attrs.get("type")}
-    fields["ce_source"] = attrs.get("source")
-    return {k: v for k, v in fields.items() if v not in (None, "")}
+def _fields(event: DecodedEvent | None) -> dict[str, object]:
+    return event_fields(event.attributes if event is not None else None)
 
 
 class RouterCore:
@@ -205,7 +199,7 @@ class RouterCore:
             attempt=attempt,
             delay=delay,
             errors=[f.detail for f in failures],
-            **event_fields(decision.event),
+            **_fields(decision.event),
         )
         await inbound.settler.retry(delay)
 
@@ -238,7 +232,7 @@ class RouterCore:
                 "route": rejection.route,
                 "subject": inbound.subject,
                 "attempt": attempt,
-                **event_fields(event),
+                **_fields(event),
             }
             with structlog.contextvars.bound_contextvars(
                 **{k: v for k, v in fields.items() if v is not None}

@@ -61,6 +61,7 @@ from cerouter.config.model import NatsSettings
 from cerouter.delivery.error_event import ERROR_EVENT_TYPE
 from cerouter.errors import ConfigError
 from cerouter.lifecycle import Lifecycle
+from cerouter.log import get_logger
 from cerouter.nats.connection import DEFAULT_URL, connect_service
 from cerouter.worker.runtime import Worker
 from cerouter.worker.spec import (
@@ -94,6 +95,8 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 10
+
+log = get_logger("cerouter.worker")
 
 
 class WorkerApp:
@@ -268,4 +271,13 @@ class WorkerApp:
 async def connect_worker(urls: Sequence[str], *, name: str, connect_timeout: float = 2.0) -> Client:
     """Connect for a long-running worker: fail fast at start-up, then reconnect forever."""
     settings = NatsSettings(urls=tuple(urls), name=name, connect_timeout=connect_timeout)
-    return await connect_service(settings)
+    return await connect_service(settings, on_event=_log_connection)
+
+
+def _log_connection(state: str, detail: str) -> None:
+    if state == "reconnected":
+        log.info("nats reconnected", url=detail)
+    elif state == "error":
+        log.warning("nats error", error=detail)
+    else:
+        log.warning(f"nats {state}")

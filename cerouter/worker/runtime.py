@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import nats.errors
+import structlog
 from cloudevents.core.v1.event import CloudEvent
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -23,7 +24,7 @@ from nats.aio.subscription import Subscription
 from cerouter.binding import DecodedEvent, Mode, decode, to_sdk
 from cerouter.delivery.deadletter_store import ensure_capture_stream
 from cerouter.errors import BindingError, CerouterError
-from cerouter.log import get_logger
+from cerouter.log import event_fields, get_logger
 from cerouter.nats.pull import PullConsumer
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.types import Reason
@@ -211,6 +212,8 @@ class Worker:
     async def _run_core(
         self, queue: QueueSpec, spec: HandlerSpec, msg: Msg, event: DecodedEvent, stats: WorkerStats
     ) -> None:
+        # Each event runs in a task of its own: these fields are on its log lines only.
+        structlog.contextvars.bind_contextvars(queue=queue.name, **event_fields(event.attributes))
         try:
             try:
                 cloud_event = to_sdk(event)
@@ -225,8 +228,7 @@ class Worker:
             except Exception as exc:
                 stats.failed += 1
                 reason = describe_error(exc)
-                ce_id = event.attributes.get("id")
-                log.warning("handler failed", queue=queue.name, id=ce_id, error=reason)
+                log.warning("handler failed", error=reason)
                 if msg.reply:
                     error = error_event(self.app.source, reason, event.attributes)
                     await self._reply(msg, error, event.mode, stats)
@@ -280,6 +282,9 @@ class Worker:
             except BindingError as exc:
                 await self._undecodable(queue, msg, exc, stats)
                 return
+            structlog.contextvars.bind_contextvars(
+                queue=queue.name, **event_fields(event.attributes)
+            )
             spec = queue.match(str(event.attributes.get("type", "")))
             if spec is None:
                 self._ignore(queue, msg, event, stats)
@@ -337,7 +342,6 @@ class Worker:
             delay = spec.retry_delay(attempt)
             log.warning(
                 "handler failed; will retry",
-                queue=queue.name,
                 handler=spec.name,
                 attempt=attempt,
                 delay=delay,
