@@ -45,21 +45,21 @@ async def test_a_failed_flush_is_a_retry_not_an_ack(
         router.nc.flush = flush_failing_once  # type: ignore[method-assign]
         await nc.jetstream().publish(
             "events.one",
-            orjson.dumps(event("com.example.thing", id_="f-1")),
+            orjson.dumps(event("com.example.thing", id_="f-1", data={"n": 1})),
             headers={"Content-Type": "application/cloudevents+json"},
         )
 
+        async def routed() -> bool:
+            return router.stats.outcomes[Outcome.ROUTED] == 1
+
+        await eventually(routed, what="the event routed after its retry")
+        assert failures == [1]
+        assert router.stats.outcomes[Outcome.RETRIED] == 1
+
         async def acked() -> bool:
             info = await nc.jetstream().consumer_info("EVENTS", "routers")
-            return (
-                info.num_ack_pending == 0
-                and info.num_pending == 0
-                and info.delivered.stream_seq == 1
-            )
+            return info.num_ack_pending == 0 and info.num_pending == 0
 
-        await eventually(acked, what="the event acked after its retry")
-        info = await nc.jetstream().consumer_info("EVENTS", "routers")
-        assert info.delivered.consumer_seq == 2, "delivered twice: the first flush failed"
-        assert router.stats.outcomes[Outcome.RETRIED] == 1
-        assert router.stats.outcomes[Outcome.ROUTED] == 1
-        await out.wait(1)
+        await eventually(acked, what="the event acked")
+        # At least once: the first attempt's publish may have left before the flush failed.
+        assert 1 <= len(await out.wait(1)) <= 2
