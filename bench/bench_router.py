@@ -306,7 +306,7 @@ def start_forwarder(kind: str, url: str, workdir: str) -> subprocess.Popen[str]:
         proc.stdout.readline()
     else:
         for line in proc.stderr:
-            if "cerouter routing" in line:
+            if "cerouter ready" in line:
                 break
     return proc
 
