@@ -13,7 +13,8 @@ from cerouter.binding import Mode
 from cerouter.config.model import DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORK_PREFIX, StreamSpec, Unrouted
 from cerouter.config.values import parse_duration
 from cerouter.config.yaml_tree import PathPart, YNode, format_path
-from cerouter.routing.filters import Filter, FilterError, compile_filter
+from cerouter.routing.filter_spec import FilterError, compile_filter
+from cerouter.routing.filters import Filter
 from cerouter.routing.model import Destination, DestinationKind, Route
 from cerouter.routing.subjects import SubjectTemplate
 
