@@ -1,12 +1,7 @@
 """The compiled route table: from an event to the routes it matches, pure and synchronous.
 
-Values, all frozen and built once from routes.yaml by :mod:`cerouter.config`:
-
-* :class:`Destination` — where a route sends (``subject``, ``stream``, ``queue`` or ``request``),
-  with a :class:`~cerouter.subjects.SubjectTemplate` and the output content mode;
-* :class:`Route` — a name, a compiled filter, destinations, ``final`` and an optional schema;
-* :class:`Match` — a route that matched one event, with its destinations' subjects rendered from
-  that event (:class:`RenderedDestination`).
+It takes :class:`~cerouter.routing.model.Route` values (built once from routes.yaml by
+:mod:`cerouter.config`) and gives :class:`~cerouter.routing.model.Match` values.
 
 :class:`RouteTable` evaluates routes in order: every matching route fires (fan-out) until a matched
 route is ``final``. The cost does not grow with the number of routes in the common case: routes
@@ -16,9 +11,6 @@ candidate list for an event type is computed once and kept (at most ``cache_size
 the memo starts over), so a steady stream costs one dict lookup plus the routes' remaining
 conditions. No I/O, no logging, nothing compiled per event; data is parsed only when a candidate
 route has a data condition.
-
-Dead-letter reasons (the ``{reason}`` of the dead-letter subject template) are the values of
-:data:`DEADLETTER_REASONS`.
 """
 
 from __future__ import annotations
