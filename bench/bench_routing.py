@@ -32,7 +32,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cerouter.binding import DecodedEvent, Mode
-from cerouter.routing.filters import compile_filter, no_data
+from cerouter.routing.filter_spec import compile_filter
+from cerouter.routing.filters import no_data
 from cerouter.routing.model import Destination, Route
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.routing.table import RouteTable

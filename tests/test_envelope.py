@@ -16,10 +16,8 @@ from cerouter.validation.envelope import (
     check_attributes,
     check_envelope,
     check_json_members,
-    is_absolute_uri,
-    is_media_type,
-    is_uri_reference,
 )
+from cerouter.validation.formats import is_absolute_uri, is_media_type, is_uri_reference
 from cerouter.validation.report import Problem, Stage
 
 BASE: dict[str, Any] = {

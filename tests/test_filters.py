@@ -9,17 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cerouter.cesql import compile_expression
+from cerouter.routing.filter_spec import FilterError, compile_filter
 from cerouter.routing.filters import (
     AllOf,
     AnyOf,
     Compare,
     DataCompare,
     Filter,
-    FilterError,
     MatchAll,
     Not,
     Sql,
-    compile_filter,
     conjuncts,
     no_data,
 )

@@ -9,7 +9,7 @@ import pytest
 
 from cerouter.config.lint import filter_implies, filters_disjoint, lint, unsatisfiable
 from cerouter.config.load import check_config
-from cerouter.routing.filters import compile_filter
+from cerouter.routing.filter_spec import compile_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 

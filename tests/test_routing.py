@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cerouter.binding import DataKind, DecodedEvent, Mode
-from cerouter.routing.filters import compile_filter
+from cerouter.routing.filter_spec import compile_filter
 from cerouter.routing.model import Destination, Match, RenderedDestination, Route
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.routing.table import RouteTable, index_of

@@ -16,13 +16,9 @@ from cerouter.binding.event import (
     decode_header_value,
     encode,
     encode_header_value,
-    from_message,
-    from_sdk,
     is_json_content_type,
-    to_binary,
-    to_sdk,
-    to_structured,
 )
+from cerouter.binding.sdk import from_message, from_sdk, to_binary, to_sdk, to_structured
 
 __all__ = [
     "CE_PREFIX",

@@ -1,12 +1,9 @@
-"""The CloudEvents NATS protocol binding: structured and binary content modes.
+"""The CloudEvents NATS protocol binding, as the router uses it: structured and binary modes.
 
-Two layers:
-
-* the fast path, used by the router: :func:`decode` turns a NATS message into a
-  :class:`DecodedEvent` (plain attribute dict + data, no SDK objects) and :func:`encode` writes one
-  back in either mode;
-* the SDK edge, used by workers, the client and the CLI: :func:`from_message`, :func:`to_structured`
-  and :func:`to_binary` speak the cloudevents SDK's ``CloudEvent``.
+:func:`decode` turns a NATS message into a :class:`DecodedEvent` (plain attribute dict + data, no
+SDK objects) and :func:`encode` writes one back in either mode, as a :class:`NatsMessage`;
+``ce-`` header values are percent-encoded and decoded here too. The SDK's ``CloudEvent``, for
+workers, the client and the CLI, is :mod:`cerouter.binding.sdk`'s.
 
 Decisions on the binding's open questions (spec digest, section H) are listed in the README's
 "NATS binding" section; the code below cites them where they apply.
@@ -25,11 +22,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
-from cloudevents.core.exceptions import BaseCloudEventException
-from cloudevents.core.v1.event import CloudEvent
 
 from cerouter.errors import BindingError
-from cerouter.timestamps import format_timestamp, parse_timestamp
+from cerouter.timestamps import format_timestamp
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 CE_PREFIX = "ce-"
@@ -120,7 +115,8 @@ def is_json_content_type(ctype: str | None) -> bool:
     return media.endswith("/json") or media.endswith("+json")
 
 
-def _is_text_content_type(ctype: str) -> bool:
+def is_text_content_type(ctype: str) -> bool:
+    """Tell whether a media type is text: ``text/*``, ``*/xml`` or ``*/*+xml``."""
     media = ctype.split(";", 1)[0].strip().lower()
     return media.startswith("text/") or media.endswith("/xml") or media.endswith("+xml")
 
@@ -302,7 +298,7 @@ def _encode_structured(event: DecodedEvent) -> NatsMessage:
         ctype = event.datacontenttype
         if ctype is not None and is_json_content_type(ctype):
             body["data"] = event.json_data()[1]
-        elif ctype is not None and _is_text_content_type(ctype) and _is_utf8(event.data):
+        elif ctype is not None and is_text_content_type(ctype) and is_utf8(event.data):
             body["data"] = event.data.decode("utf-8")
         else:
             # No content type means no assumptions about the bytes (JSON format, section 3.1).
@@ -314,7 +310,8 @@ def _encode_structured(event: DecodedEvent) -> NatsMessage:
     return NatsMessage({"Content-Type": STRUCTURED_CONTENT_TYPE}, payload)
 
 
-def _is_utf8(raw: bytes) -> bool:
+def is_utf8(raw: bytes) -> bool:
+    """Tell whether ``raw`` is valid UTF-8."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -340,73 +337,3 @@ def _encode_binary(event: DecodedEvent) -> NatsMessage:
     elif kind is DataKind.BYTES:
         payload = event.data
     return NatsMessage(headers, payload)
-
-
-# --------------------------------------------------------------------------- SDK edge
-
-
-def to_sdk(event: DecodedEvent) -> CloudEvent:
-    """Build the SDK's ``CloudEvent`` from a decoded event, with data decoded per its type.
-
-    JSON data becomes Python values, text becomes ``str``, other bytes stay ``bytes``.
-    """
-    attributes = dict(event.attributes)
-    had_time = "time" in attributes
-    if had_time:
-        try:
-            attributes["time"] = parse_timestamp(str(attributes["time"]))
-        except ValueError as exc:
-            raise BindingError(f"attribute 'time': {exc}") from None
-    data: Any
-    is_json, value = event.json_data(assume_json=False)
-    if is_json:
-        data = value
-    elif event.data_kind is DataKind.TEXT:
-        data = event.data
-    elif event.data_kind is DataKind.BYTES:
-        ctype = event.datacontenttype
-        text_ok = ctype is not None and _is_text_content_type(ctype) and _is_utf8(event.data)
-        data = event.data.decode("utf-8") if text_ok else event.data
-    else:
-        data = None
-    try:
-        result = CloudEvent(attributes, data)
-    except BaseCloudEventException as exc:
-        raise BindingError(str(exc).replace("\n", " ")) from None
-    if not had_time:
-        # The SDK stamps a missing `time` with now(); a router must not invent attributes.
-        result.get_attributes().pop("time", None)
-    return result
-
-
-def from_sdk(event: CloudEvent) -> DecodedEvent:
-    """Turn an SDK ``CloudEvent`` into a decoded event (for encoding with :func:`encode`)."""
-    attributes = {
-        name: value if isinstance(value, str | bool | int) else canonical_string(value)
-        for name, value in event.get_attributes().items()
-        if value is not None
-    }
-    data = event.get_data()
-    if data is None:
-        return DecodedEvent(attributes, Mode.STRUCTURED)
-    if isinstance(data, bytes | bytearray):
-        return DecodedEvent(attributes, Mode.STRUCTURED, bytes(data), DataKind.BYTES)
-    ctype = attributes.get("datacontenttype")
-    if isinstance(data, str) and ctype is not None and not is_json_content_type(str(ctype)):
-        return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.TEXT)
-    return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.JSON)
-
-
-def from_message(headers: Mapping[str, str] | None, payload: bytes) -> CloudEvent:
-    """Read a NATS message (either content mode) as the SDK's ``CloudEvent``."""
-    return to_sdk(decode(headers, payload))
-
-
-def to_structured(event: CloudEvent) -> NatsMessage:
-    """Write an SDK ``CloudEvent`` in structured mode (JSON event format payload)."""
-    return encode(from_sdk(event), Mode.STRUCTURED)
-
-
-def to_binary(event: CloudEvent) -> NatsMessage:
-    """Write an SDK ``CloudEvent`` in binary mode (``ce-`` headers, data as payload)."""
-    return encode(from_sdk(event), Mode.BINARY)

@@ -7,12 +7,14 @@ True
 'missingAttribute'
 
 Modules: :mod:`.lexer` and :mod:`.parser` (text to the tree of :mod:`.nodes`),
-:mod:`.casts` (types and section 3.7 casts), :mod:`.like` (LIKE patterns),
+:mod:`.values` (values, types, literal text), :mod:`.result` (results and errors),
+:mod:`.casts` (section 3.7 casts), :mod:`.like` (LIKE patterns),
 :mod:`.functions` (built-ins), :mod:`.compiler` (tree to closures; documents the
 integer overflow rule), :mod:`.expression` (the public object), :mod:`.explain`.
 """
 
 from cerouter.cesql.expression import Expression, compile_expression
-from cerouter.cesql.result import CesqlErrorKind, EvalError, Result, Value
+from cerouter.cesql.result import CesqlErrorKind, EvalError, Result
+from cerouter.cesql.values import Value
 
 __all__ = ["CesqlErrorKind", "EvalError", "Expression", "Result", "Value", "compile_expression"]

@@ -1,85 +1,20 @@
-"""CESQL types, zero values, 32-bit integer rules and the casts of CESQL v1.0.0 section 3.7.
+"""The casts of CESQL v1.0.0 section 3.7: String, Integer and Boolean conversions.
 
-Attribute values reach the engine as Python ``str``/``int``/``bool``; :func:`from_attribute`
-maps anything else (and integers outside the 32-bit range, which are not valid CloudEvents
-Integers) to its string form, so the rest of the engine only ever sees the three CESQL types.
+A failed cast raises :class:`~cerouter.cesql.result.EvalFailure` (a CastError) attributed to the
+node that asked for it; the values and types themselves are in :mod:`cerouter.cesql.values`.
 """
 
 from __future__ import annotations
 
 import re
-from enum import Enum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from cerouter.cesql.result import CesqlErrorKind, EvalFailure, Value
-
-if TYPE_CHECKING:
-    from cerouter.cesql.nodes import Node
-
-INT32_MIN: Final = -(2**31)
-INT32_MAX: Final = 2**31 - 1
+from cerouter.cesql.nodes import Node
+from cerouter.cesql.result import CesqlErrorKind, EvalFailure
+from cerouter.cesql.values import Type, Value, format_value, in_int32
 
 # Only ASCII digits: Python's int() would also accept "1_000", " 7 " and non-ASCII digits.
 _INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+")
-
-
-class Type(Enum):
-    """The three primitive CESQL types."""
-
-    BOOLEAN = "Boolean"
-    INTEGER = "Integer"
-    STRING = "String"
-
-
-def zero_value(t: Type | None) -> Value:
-    """The zero value of ``t``; ``None`` (type unknown) counts as Boolean per section 3.2."""
-    if t is Type.INTEGER:
-        return 0
-    if t is Type.STRING:
-        return ""
-    return False
-
-
-def type_of(value: Value) -> Type:
-    """The CESQL type of a runtime value."""
-    if isinstance(value, bool):
-        return Type.BOOLEAN
-    if isinstance(value, int):
-        return Type.INTEGER
-    return Type.STRING
-
-
-def in_int32(n: int) -> bool:
-    """Whether ``n`` is a valid 32-bit signed integer."""
-    return INT32_MIN <= n <= INT32_MAX
-
-
-def from_attribute(raw: object) -> Value:
-    """Map an attribute value of any Python type to a CESQL value of an exact builtin type."""
-    if isinstance(raw, bool):
-        return raw
-    # The engine dispatches on exact classes, so subclasses (StrEnum, IntEnum...) are
-    # converted with the base class's own method, whatever they override.
-    if isinstance(raw, str):
-        return str.__str__(raw)
-    if isinstance(raw, int) and in_int32(raw):
-        return int.__int__(raw)
-    return str(raw)
-
-
-def format_value(value: Value) -> str:
-    """Render a value as CESQL literal text (for messages and ``explain``).
-
-    Best effort for strings: a backslash right before a quote or at the very end cannot be
-    written in a CESQL string literal at all (the lexer pairs it with the next character).
-    """
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if "'" in value and '"' not in value:
-        return f'"{value}"'
-    return "'" + value.replace("'", "''") + "'"
 
 
 def to_str(value: Value) -> str:

@@ -26,17 +26,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from cerouter.cesql.casts import (
-    INT32_MAX,
-    INT32_MIN,
-    Type,
-    cast,
-    from_attribute,
-    to_bool,
-    to_int,
-    to_str,
-    type_of,
-)
+from cerouter.cesql.casts import cast, to_bool, to_int, to_str
 from cerouter.cesql.functions import FunctionFailure, is_identity, resolve
 from cerouter.cesql.like import compile_like
 from cerouter.cesql.nodes import (
@@ -52,7 +42,8 @@ from cerouter.cesql.nodes import (
     Node,
     Unary,
 )
-from cerouter.cesql.result import CesqlErrorKind, EvalFailure, Value
+from cerouter.cesql.result import CesqlErrorKind, EvalFailure
+from cerouter.cesql.values import INT32_MAX, INT32_MIN, Type, Value, from_attribute, type_of
 
 Attrs = Mapping[str, object]
 Evaluator = Callable[[Attrs], Value]

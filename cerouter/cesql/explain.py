@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cerouter.cesql.casts import format_value, from_attribute
 from cerouter.cesql.compiler import compile_node
 from cerouter.cesql.nodes import Attribute, Binary, Node, attribute_names, children, render, walk
-from cerouter.cesql.result import EvalFailure, Value
+from cerouter.cesql.result import EvalFailure
+from cerouter.cesql.values import Value, format_value, from_attribute
 
 
 def explain(root: Node, attrs: Mapping[str, object]) -> str:

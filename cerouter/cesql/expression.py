@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from cerouter.cesql.casts import zero_value
 from cerouter.cesql.compiler import compile_node, static_type
 from cerouter.cesql.explain import explain
 from cerouter.cesql.nodes import Node
 from cerouter.cesql.parser import parse
 from cerouter.cesql.result import EvalError, EvalFailure, Result
+from cerouter.cesql.values import zero_value
 
 _TRUE: Final = Result(True)
 _FALSE: Final = Result(False)

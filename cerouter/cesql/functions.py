@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from cerouter.cesql.casts import INT32_MAX, INT32_MIN, Type
-from cerouter.cesql.result import CesqlErrorKind, Value
+from cerouter.cesql.result import CesqlErrorKind
+from cerouter.cesql.values import INT32_MAX, INT32_MIN, Type, Value
 
 # The Unicode White_Space property; str.strip() would also remove U+001C..U+001F.
 _WHITESPACE: Final = (

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from cerouter.cesql.casts import format_value
-from cerouter.cesql.result import Value
+from cerouter.cesql.values import Value, format_value
 
 
 @dataclass(frozen=True, slots=True)

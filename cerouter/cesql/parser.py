@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from cerouter.cesql.casts import in_int32
 from cerouter.cesql.lexer import Token, TokenKind, tokenize
 from cerouter.cesql.nodes import (
     ADDITIVE_OPS,
@@ -34,6 +33,7 @@ from cerouter.cesql.nodes import (
     Unary,
     binary_bp,
 )
+from cerouter.cesql.values import in_int32
 from cerouter.errors import CesqlParseError
 
 _ATTRIBUTE_NAME: Final = re.compile(r"[A-Za-z0-9]+")

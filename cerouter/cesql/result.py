@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-if TYPE_CHECKING:
-    from cerouter.cesql.nodes import Node
-
-Value = bool | int | str
-"""A CESQL value: Boolean, 32-bit Integer or String."""
+from cerouter.cesql.nodes import Node
+from cerouter.cesql.values import Value
 
 
 class CesqlErrorKind(StrEnum):

@@ -1,6 +1,6 @@
-"""Build :class:`~cerouter.config.RouterConfig` from a structurally valid, located YAML tree.
+"""Build :class:`~cerouter.config.model.RouterConfig` from a structurally valid, located YAML tree.
 
-The structural check (:mod:`cerouter.config_schema`) has already run, so shapes and types are
+The structural check (:mod:`cerouter.config.structure`) has already run, so shapes and types are
 right; this module checks meaning: names, references between sections, templates, filters,
 durations, environment references. It collects every error rather than stopping at the first.
 """

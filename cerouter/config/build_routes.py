@@ -1,28 +1,52 @@
-"""Build the ``routes`` and ``unrouted`` sections of routes.yaml (for :mod:`.config_build`)."""
+"""Build the ``routes`` and ``unrouted`` sections of routes.yaml (for :mod:`.build`).
+
+What it needs of the document's builder is the :class:`BuildContext` protocol, so this module
+does not import :mod:`.build` (which imports it).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 from cerouter.binding import Mode
-from cerouter.config.model import DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORK_PREFIX, Unrouted
+from cerouter.config.model import DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORK_PREFIX, StreamSpec, Unrouted
 from cerouter.config.values import parse_duration
 from cerouter.config.yaml_tree import PathPart, YNode, format_path
-from cerouter.routing.filters import Filter, FilterError, compile_filter
+from cerouter.routing.filter_spec import FilterError, compile_filter
+from cerouter.routing.filters import Filter
 from cerouter.routing.model import Destination, DestinationKind, Route
 from cerouter.routing.subjects import SubjectTemplate
-
-if TYPE_CHECKING:
-    from cerouter.config.build import Builder
 
 Path_ = tuple[PathPart, ...]
 _MODES = {"structured": Mode.STRUCTURED, "binary": Mode.BINARY, "same": None}
 
 
-class RoutesBuilder:
-    """Routes, their filters and destinations; errors go to the document's :class:`Builder`."""
+class BuildContext(Protocol):
+    """The part of the document's builder (:class:`.build.Builder`) that routes use."""
 
-    def __init__(self, ctx: Builder) -> None:
+    @property
+    def schema_refs(self) -> list[tuple[str, int, str]]:
+        """``(ref, line, path)`` of every route ``schema:``, checked once schemas are loaded."""
+
+    @property
+    def streams(self) -> Mapping[str, StreamSpec]:
+        """The declared (and implicit) streams, by name."""
+
+    def error(self, line: int, path: Path_, message: str) -> None:
+        """Record an error at ``line`` for the key path ``path``."""
+
+    def template(self, node: YNode, path: Path_) -> SubjectTemplate | None:
+        """A subject template, or ``None`` after recording the error."""
+
+    def stream_ref(self, node: YNode, path: Path_) -> str | None:
+        """A reference to a declared stream, or ``None`` after recording the error."""
+
+
+class RoutesBuilder:
+    """Routes, their filters and destinations; errors go to the document's builder."""
+
+    def __init__(self, ctx: BuildContext) -> None:
         self.ctx = ctx
 
     def routes(self, node: YNode | None) -> tuple[Route, ...]:

@@ -27,7 +27,7 @@ The format (version 1; ``cerouter routes schema`` prints its JSON Schema)::
       subject: deadletter.{reason}
     routes:                          # ordered; all matching routes fire until a final one
       - name: orders
-        match: {type: com.example.order.created}        # see cerouter.filters
+        match: {type: com.example.order.created}        # see cerouter.routing.filter_spec
         schema: order-created.json                      # the event must also satisfy it
         to:                                             # one destination or a list
           - {subject: "orders.{type}", mode: structured}  # structured | binary | same (default)
@@ -37,10 +37,10 @@ The format (version 1; ``cerouter routes schema`` prints its JSON Schema)::
         final: true                                     # matched: later routes are skipped
     unrouted: deadletter             # or drop, or a destination: {subject: "unrouted.{type}"}
 
-Subject templates (:mod:`cerouter.subjects`) put ``{attribute}`` placeholders in YAML, which reads
-braces as a mapping inside ``{...}`` and at the start of a value: quote templates there. An event
-that fails its route's ``schema`` is dead-lettered for that route (reason ``schema``) while the
-other matched routes still deliver it.
+Subject templates (:mod:`cerouter.routing.subjects`) put ``{attribute}`` placeholders in YAML,
+which reads braces as a mapping inside ``{...}`` and at the start of a value: quote templates
+there. An event that fails its route's ``schema`` is dead-lettered for that route (reason
+``schema``) while the other matched routes still deliver it.
 
 Durations are numbers of seconds or strings like ``500ms``, ``2s``, ``1m``, ``1h``, ``7d``; sizes
 are bytes or strings like ``10MB``, ``1GiB``. Relative paths (schemas directory, credentials, TLS

@@ -1,1 +1,1 @@
-"""Routing: the route model, the compiled route table, filter dialects and subject templates."""
+"""Routing: the route model, the compiled route table, filters (and their specs), subjects."""

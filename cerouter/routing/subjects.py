@@ -5,8 +5,9 @@ A template is a NATS subject whose tokens may hold placeholders::
     orders.{type}          audit.{source}          {subject}          tenants.{tenant}.orders
 
 A placeholder ``{name}`` is a CloudEvents attribute name (``[a-z0-9]+``), extensions included. The
-dead-letter template also knows ``{reason}`` (see :mod:`cerouter.routing`). Literal text may use any
-printable ASCII except whitespace, ``*``, ``>``, ``{`` and ``}``; tokens are never empty.
+dead-letter template also knows ``{reason}`` (:data:`cerouter.routing.model.DEADLETTER_REASONS`).
+Literal text may use any printable ASCII except whitespace, ``*``, ``>``, ``{`` and ``}``; tokens
+are never empty.
 
 **Escaping rule.** An event must never be able to choose a wildcard, an empty token or another
 subject tree, so every value put into a placeholder is made a safe token first

@@ -1,6 +1,7 @@
 """The compiled route table: from an event to the routes it matches, pure and synchronous.
 
-The routes are the values of :mod:`cerouter.routing.model`, built once from routes.yaml.
+It takes :class:`~cerouter.routing.model.Route` values (built once from routes.yaml by
+:mod:`cerouter.config`) and gives :class:`~cerouter.routing.model.Match` values.
 
 :class:`RouteTable` evaluates routes in order: every matching route fires (fan-out) until a matched
 route is ``final``. The cost does not grow with the number of routes in the common case: routes

@@ -1,1 +1,1 @@
-"""Validation: the CloudEvents envelope rules, the JSON Schema registry, and one report type."""
+"""Validation: the CloudEvents envelope rules, JSON Schema loading and registry, one report type."""

@@ -1,8 +1,9 @@
 """The CloudEvents 1.0 envelope rules, checked on a decoded event's attributes.
 
-:func:`check_envelope` returns one :class:`~cerouter.report.Problem` per broken rule, each naming
-the attribute (``where``) and the rule (``message``); an empty tuple means the envelope is fine.
-The rules (spec digest, sections B and C):
+:func:`check_envelope` returns one :class:`~cerouter.validation.report.Problem` per broken
+rule, each naming the attribute (``where``) and the rule (``message``); an empty tuple means the
+envelope is fine. The value grammars (URI-reference, media type, ...) are in
+:mod:`cerouter.validation.formats`. The rules (spec digest, sections B and C):
 
 =========================  =========================================================================
 rule                       detail
@@ -40,14 +41,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
-import re
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
 from cerouter.binding import DecodedEvent
+from cerouter.validation.formats import (
+    ABSOLUTE_URI,
+    ATTRIBUTE_NAME,
+    BAD_CHAR,
+    INTEGER_STRING,
+    MEDIA_TYPE,
+    TIMESTAMP_COMMON,
+    URI_REFERENCE,
+    is_timestamp,
+)
 from cerouter.validation.report import Problem, Stage
 
 __all__ = [
@@ -60,9 +69,6 @@ __all__ = [
     "check_attributes",
     "check_envelope",
     "check_json_members",
-    "is_absolute_uri",
-    "is_media_type",
-    "is_uri_reference",
 ]
 
 INT32_MIN: Final = -(2**31)
@@ -121,84 +127,6 @@ _CORE_NAMES: Final = frozenset(_CORE_TYPES)
 _REQUIRED_SET: Final = frozenset(REQUIRED_ATTRIBUTES)
 _NON_EMPTY: Final = frozenset({*REQUIRED_ATTRIBUTES, "subject", "dataschema"})
 
-# --------------------------------------------------------------------------- grammars
-
-_NAME = re.compile(r"[a-z0-9]+")
-
-# RFC 3339 date-time with every field range checked (day against the month happens after).
-# Same language as cerouter.timestamps.is_rfc3339 (space separator and lower case t/z allowed,
-# leap second rejected because no datetime can hold it), but ASCII digits only and ~8x faster.
-_CLOCK = (
-    r"[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
-    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-)
-_TIMESTAMP = re.compile(
-    rf"[0-9]{{4}}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-9])"
-    rf"|(?:0[13-9]|1[0-2])-30|(?:0[13578]|1[02])-31){_CLOCK}"
-)
-# The fast path's subset: no year 0000 and no February 29th, so no further check is needed.
-_TIMESTAMP_COMMON = re.compile(
-    rf"(?!0000)[0-9]{{4}}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
-    rf"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31){_CLOCK}"
-)
-
-# RFC 3986, appendix A, transcribed.
-_UNRESERVED = r"A-Za-z0-9\-._~"
-_SUB_DELIMS = r"!$&'()*+,;="
-_PCT = r"%[0-9A-Fa-f]{2}"
-_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
-_SEGMENT = rf"{_PCHAR}*"
-_SEGMENT_NZ = rf"{_PCHAR}+"
-_SEGMENT_NZ_NC = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}@]|{_PCT})+"
-_QUERY = rf"(?:{_PCHAR}|[/?])*"
-_SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
-_DEC_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_IPV4 = rf"{_DEC_OCTET}(?:\.{_DEC_OCTET}){{3}}"
-_H16 = r"[0-9A-Fa-f]{1,4}"
-_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
-_IPV6 = "|".join(
-    (
-        rf"(?:{_H16}:){{6}}{_LS32}",
-        rf"::(?:{_H16}:){{5}}{_LS32}",
-        rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
-        rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
-        rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
-        rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
-        rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
-        rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
-        rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
-    )
-)
-_IPVFUTURE = rf"[vV][0-9A-Fa-f]+\.[{_UNRESERVED}{_SUB_DELIMS}:]+"
-_IP_LITERAL = rf"\[(?:{_IPV6}|{_IPVFUTURE})\]"
-_REG_NAME = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*"
-_USERINFO = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*"
-_AUTHORITY = rf"(?:{_USERINFO}@)?(?:{_IP_LITERAL}|{_REG_NAME})(?::[0-9]*)?"
-_PATH_ABEMPTY = rf"(?:/{_SEGMENT})*"
-_PATH_ABSOLUTE = rf"/(?:{_SEGMENT_NZ}(?:/{_SEGMENT})*)?"
-_HIER_PART = rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_SEGMENT_NZ}(?:/{_SEGMENT})*|)"
-_RELATIVE_PART = (
-    rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_SEGMENT_NZ_NC}(?:/{_SEGMENT})*|)"
-)
-_ABSOLUTE_URI_RE = rf"{_SCHEME}:{_HIER_PART}(?:\?{_QUERY})?"
-_RELATIVE_REF_RE = rf"{_RELATIVE_PART}(?:\?{_QUERY})?(?:#{_QUERY})?"
-_ABSOLUTE_URI = re.compile(_ABSOLUTE_URI_RE)
-_URI_REFERENCE = re.compile(rf"(?:{_ABSOLUTE_URI_RE}(?:#{_QUERY})?|{_RELATIVE_REF_RE})")
-
-# RFC 2045 token (any printable ASCII but the tspecials), RFC 2046 type/subtype, parameters with
-# optional whitespace around ";" as RFC 7231 writes them.
-_TOKEN = r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+"
-_QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x7f])*"'
-_MEDIA_TYPE = re.compile(
-    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*"
-)
-
-# What a CloudEvents String must not contain: C0/C1 controls, noncharacters, lone surrogates.
-_NONCHARACTERS = "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(17))
-_BAD_CHAR = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\ufdd0-\\ufdef{_NONCHARACTERS}]")
-
-_INTEGER_STRING = re.compile(r"-?(?:0|[1-9][0-9]*)")
-
 # Values seen valid (they repeat: a producer has one source, one content type, few schemas).
 _MEMO_LIMIT: Final = 4096
 _valid_names: set[str] = set(_TYPES)
@@ -219,30 +147,6 @@ def _remember(memo: set[str], value: str) -> None:
     # (source) must not be empty while others (dataref) may.
     if value and len(memo) < _MEMO_LIMIT:
         memo.add(value)
-
-
-# --------------------------------------------------------------------------- grammar predicates
-
-
-def is_uri_reference(value: str) -> bool:
-    """Tell whether ``value`` is an RFC 3986 URI-reference (a URI or a relative reference)."""
-    return _URI_REFERENCE.fullmatch(value) is not None
-
-
-def is_absolute_uri(value: str) -> bool:
-    """Tell whether ``value`` is an RFC 3986 absolute-URI (scheme, no fragment)."""
-    return _ABSOLUTE_URI.fullmatch(value) is not None
-
-
-def is_media_type(value: str) -> bool:
-    """Tell whether ``value`` is an RFC 2046 media type, with optional parameters."""
-    return _MEDIA_TYPE.fullmatch(value) is not None
-
-
-def _is_timestamp(value: str) -> bool:
-    if _TIMESTAMP.fullmatch(value) is None or value.startswith("0000"):
-        return False  # datetime has no year 0, so the rest of cerouter could not read it
-    return value[4:10] != "-02-29" or calendar.isleap(int(value[:4]))
 
 
 # --------------------------------------------------------------------------- checks
@@ -283,7 +187,7 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
     seen = 4
     value = get("time")
     if value is not None:
-        if value.__class__ is not str or _TIMESTAMP_COMMON.fullmatch(value) is None:
+        if value.__class__ is not str or TIMESTAMP_COMMON.fullmatch(value) is None:
             return False
         seen += 1
     value = get("datacontenttype")
@@ -319,7 +223,7 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
         kind = _TYPES.get(name)
         if kind is AttrType.INTEGER:
             if cls is str:
-                if _INTEGER_STRING.fullmatch(value) is None or len(value) > 11:
+                if INTEGER_STRING.fullmatch(value) is None or len(value) > 11:
                     return False
                 value = int(value)
             elif cls is not int:
@@ -327,7 +231,7 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
             if not KNOWN_INTEGER_EXTENSIONS.get(name, INT32_MIN) <= value <= INT32_MAX:
                 return False
         elif kind is AttrType.TIMESTAMP:
-            if cls is not str or _TIMESTAMP_COMMON.fullmatch(value) is None:
+            if cls is not str or TIMESTAMP_COMMON.fullmatch(value) is None:
                 return False
         elif kind is AttrType.BOOLEAN:
             if cls is not bool and value not in ("true", "false"):
@@ -366,7 +270,7 @@ def _check_extension(name: str, value: Any) -> str | None:
     if name not in _valid_names:
         if name == "data":
             return "'data' is reserved for the event data and cannot be an attribute name"
-        if _NAME.fullmatch(name) is None:
+        if ATTRIBUTE_NAME.fullmatch(name) is None:
             return (
                 f"attribute name {name!r} must consist of lower-case ASCII letters "
                 "and digits only (a-z, 0-9)"
@@ -388,7 +292,7 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
     if not value.isprintable() and (bad := _bad_characters(value)) is not None:
         return bad
     if kind is AttrType.TIMESTAMP:
-        if _is_timestamp(value):
+        if is_timestamp(value):
             return None
         return f"{_show(value)} is not an RFC 3339 timestamp (like 2024-05-01T12:30:00Z)"
     if kind is AttrType.STRING:
@@ -400,7 +304,7 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
             return None
         if not value and name in _NON_EMPTY:
             return "must not be empty"
-        if _URI_REFERENCE.fullmatch(value) is None:
+        if URI_REFERENCE.fullmatch(value) is None:
             return f"{_show(value)} is not a URI-reference (RFC 3986)"
         _remember(_valid_uri_refs, value)
         return None
@@ -413,7 +317,7 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
     if kind is AttrType.MEDIA_TYPE:
         if value in _valid_media_types:
             return None
-        if _MEDIA_TYPE.fullmatch(value) is None:
+        if MEDIA_TYPE.fullmatch(value) is None:
             return f"{_show(value)} is not an RFC 2046 media type (like application/json)"
         _remember(_valid_media_types, value)
         return None
@@ -422,7 +326,7 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
             return None
         if not value and name in _NON_EMPTY:
             return "must not be empty"
-        if _ABSOLUTE_URI.fullmatch(value) is None:
+        if ABSOLUTE_URI.fullmatch(value) is None:
             return (
                 f"{_show(value)} is not an absolute URI (RFC 3986 section 4.3: "
                 "a scheme, and no fragment)"
@@ -430,7 +334,7 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
         _remember(_valid_uris, value)
         return None
     if kind is AttrType.INTEGER:
-        if _INTEGER_STRING.fullmatch(value) is None:
+        if INTEGER_STRING.fullmatch(value) is None:
             return f"{_show(value)} is not an Integer"
         if len(value) > 11:  # longer than any 32-bit integer; int() of it could be costly
             return f"{_show(value)} is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
@@ -468,7 +372,7 @@ def _out_of_range(value: int) -> str:
 
 
 def _bad_characters(value: str) -> str | None:
-    match = _BAD_CHAR.search(value)
+    match = BAD_CHAR.search(value)
     if match is None:
         return None  # not printable, yet allowed (e.g. a no-break space or a format character)
     char = match.group()

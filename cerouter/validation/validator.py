@@ -52,7 +52,8 @@ class EventValidator:
     def check(self, event: DecodedEvent, schema_ref: str | None = None) -> Report:
         """Check the envelope, then the data. ``schema_ref`` forces a schema (a route's override).
 
-        Never raises for a bad event: every finding is a :class:`~cerouter.report.Problem`.
+        Never raises for a bad event: every finding is a
+        :class:`~cerouter.validation.report.Problem`.
         """
         envelope = check_envelope(event)
         registry = self.registry
