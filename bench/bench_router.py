@@ -127,7 +127,7 @@ def serve(kind: str, url: str, workdir: str) -> None:
         os.execv(
             exe,
             [exe, "run", "--routes", f"{workdir}/routes.yaml",
-             "--nats-url", url, "--log-format", "json", "--log-level", "warning"],
+             "--nats-url", url, "--log-format", "json", "--log-level", "info"],
         )  # fmt: skip
 
 
