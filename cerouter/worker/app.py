@@ -58,7 +58,6 @@ from nats.aio.client import Client
 
 from cerouter.binding import Mode
 from cerouter.config.model import NatsSettings
-from cerouter.delivery.error_event import ERROR_EVENT_TYPE
 from cerouter.errors import ConfigError
 from cerouter.lifecycle import Lifecycle
 from cerouter.log import get_logger
@@ -68,7 +67,6 @@ from cerouter.worker.spec import (
     DEFAULT_DEADLETTER_STREAM,
     DEFAULT_DEADLETTER_SUBJECT,
     DEFAULT_WORK_PREFIX,
-    Delivery,
     Handler,
     HandlerSpec,
     QueueSpec,
@@ -77,22 +75,7 @@ from cerouter.worker.spec import (
     build_queues,
     check_name,
     check_subject,
-    current_delivery,
 )
-
-__all__ = [
-    "ERROR_EVENT_TYPE",
-    "Delivery",
-    "Handler",
-    "HandlerSpec",
-    "QueueSpec",
-    "TypeFilter",
-    "Worker",
-    "WorkerApp",
-    "WorkerStats",
-    "connect_worker",
-    "current_delivery",
-]
 
 DEFAULT_CONCURRENCY = 10
 
