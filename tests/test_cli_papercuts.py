@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
-from tests.helpers import CEROUTER
+import pytest
+
+from tests.helpers import CEROUTER, CliProcess
 
 
 def cli(
@@ -76,3 +79,31 @@ def test_install_completion_writes_into_home_only(tmp_path: Path) -> None:
     assert "bash completion installed in" in result.stdout
     assert "_cerouter_completion" in (home / ".bash_completions" / "cerouter.sh").read_text()
     assert ".bash_completions/cerouter.sh" in (home / ".bashrc").read_text()
+
+
+@pytest.mark.parametrize("port", ["70000", "65536", "-5"])
+def test_a_port_out_of_range_is_a_one_line_usage_error(tmp_path: Path, port: str) -> None:
+    result = cli("server", "--port", port, "--store-dir", str(tmp_path / "js"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"cerouter server: --port {port}: a port is 1 to 65535 (or 0 for a free one)\n"
+    )
+    assert not (tmp_path / "js").exists()  # refused before anything started
+
+
+@pytest.mark.nats
+def test_port_0_starts_the_server_on_a_free_port(tmp_path: Path) -> None:
+    server = CliProcess("server", "--port", "0", "--store-dir", str(tmp_path / "js"), cwd=tmp_path)
+    try:
+        line = server.wait_for_stderr("nats-server running at ")
+        url = line.split(" running at ")[1].split()[0]
+        port = int(url.rsplit(":", 1)[1])
+        assert port not in (0, 4222)
+        published = cli("publish", "ping", "--type", "t", "--source", "/s", "-s", url, cwd=tmp_path)
+        assert published.returncode == 0, published.stderr
+        server.proc.send_signal(signal.SIGTERM)
+        code, _, err = server.finish()
+    finally:
+        server.kill()
+    assert code == 0, err

@@ -27,7 +27,7 @@ from cerouter.binding import (
     is_json_content_type,
     to_sdk,
 )
-from cerouter.cli.support import NatsUrlOption, fail, nats_urls, note
+from cerouter.cli.support import NatsUrlOption, PortOption, fail, nats_urls, note
 from cerouter.errors import CerouterError
 from cerouter.nats.connection import connect_once
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
 
 def server(
-    port: Annotated[int, typer.Option(help="Client port (-1 picks a free one).")] = DEFAULT_PORT,
+    port: PortOption = DEFAULT_PORT,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = DEFAULT_HOST,
     store_dir: Annotated[Path, typer.Option(help="JetStream store directory.")] = Path(
         ".cerouter/jetstream"

@@ -8,8 +8,10 @@ from typing import Annotated, NoReturn
 import typer
 
 from cerouter.nats.connection import DEFAULT_URL, URL_ENVVAR
+from cerouter.nats.embedded import RANDOM_PORT
 
 USAGE_ERROR = 2
+MAX_PORT = 65535
 
 NatsUrlOption = Annotated[
     list[str] | None,
@@ -21,6 +23,35 @@ NatsUrlOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _check_port(ctx: typer.Context, value: int) -> int:
+    # 0 (the sockets convention) and -1 (nats-server's) both ask for a free port; nats-server
+    # itself would read 0 as "the default port", so 0 is passed on as -1.
+    if ctx.resilient_parsing:  # shell completion
+        return value
+    if value in (0, RANDOM_PORT):
+        return RANDOM_PORT
+    if not 1 <= value <= MAX_PORT:
+        fail(
+            ctx.info_name or "cerouter",
+            f"--port {value}: a port is 1 to {MAX_PORT} (or 0 for a free one)",
+            USAGE_ERROR,
+        )
+    return value
+
+
+PortOption = Annotated[
+    int,
+    typer.Option(
+        "--port",
+        callback=_check_port,
+        help=f"The embedded nats-server's client port, 1 to {MAX_PORT} (0: a free one).",
+    ),
+]
+"""``--port`` for commands that start the embedded server: outside 1..65535 is a usage error;
+0 (or -1) picks a free port, which the command prints. Use as
+``port: PortOption = DEFAULT_PORT`` (``cerouter.nats.embedded.DEFAULT_PORT``)."""
 
 
 def nats_urls(given: list[str] | None) -> list[str]:
