@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -9,8 +11,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
 
 from tests.helpers import CEROUTER, CliProcess
+
+# Refusals happen before connecting: nothing listens on port 1.
+DEAD_URL = "nats://127.0.0.1:1"
 
 
 def cli(
@@ -107,3 +113,77 @@ def test_port_0_starts_the_server_on_a_free_port(tmp_path: Path) -> None:
     finally:
         server.kill()
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("subject", "problem"),
+    [
+        ("events.>", "subject 'events.>' must not contain the wildcard '>'"),
+        ("events.*", "subject 'events.*' must not contain the wildcard '*'"),
+        ("events..demo", "subject 'events..demo' has an empty token"),
+        ("events.", "subject 'events.' has an empty token"),
+        ("events demo", "subject 'events demo' contains whitespace or a non-ASCII character"),
+        ("", "a subject must be a non-empty string"),
+    ],
+)
+def test_publish_refuses_a_wildcard_or_invalid_subject(
+    tmp_path: Path, subject: str, problem: str
+) -> None:
+    result = cli("publish", subject, "--type", "t", "--source", "/s", "-s", DEAD_URL, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"cerouter publish: {problem} (publish to a literal subject such as events.demo)\n"
+    )
+
+
+def test_sub_refuses_an_invalid_pattern(tmp_path: Path) -> None:
+    result = cli("sub", "events.>.x", "-s", DEAD_URL, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "cerouter sub: subject 'events.>.x': '>' may only be the last token\n"
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"specversion": "1.0", "type": "t", "source": "/s"}, "has no 'id'"),
+        ({"specversion": "1.0", "type": "t", "source": "/s", "id": ""}, "has an empty 'id'"),
+        ({"specversion": "1.0", "type": "t", "source": "/s", "id": 7}, "has a non-string 'id'"),
+    ],
+)
+def test_publish_refuses_an_event_file_without_an_id(
+    tmp_path: Path, event: dict[str, object], problem: str
+) -> None:
+    (tmp_path / "e.json").write_text(json.dumps(event), encoding="utf-8")
+    result = cli("publish", "events.demo", "--event", "e.json", "-s", DEAD_URL, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"cerouter publish: e.json: the event {problem}")
+    assert result.stderr.count("\n") == 1
+
+
+def test_publish_refuses_an_empty_id_option(tmp_path: Path) -> None:
+    result = cli(
+        "publish", "events.demo", "--type", "t", "--source", "/s", "--id", "", "-s", DEAD_URL,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        result.stderr == "cerouter publish: --id is empty; every CloudEvent needs a non-empty id\n"
+    )
+
+
+@pytest.mark.nats
+async def test_publish_sends_an_otherwise_invalid_event_file_as_written(
+    tmp_path: Path, nc: Client, nats_url: str
+) -> None:
+    # Only the id is required: an event without a source still goes out, to test the router.
+    raw = b'{"specversion": "1.0", "id": "x-1", "type": "t"}'
+    (tmp_path / "e.json").write_bytes(raw)
+    sub = await nc.subscribe("papercuts.invalid")
+    await nc.flush()
+    result = await asyncio.to_thread(
+        cli, "publish", "papercuts.invalid", "--event", "e.json", "-s", nats_url, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "published x-1 to papercuts.invalid (structured mode)\n"
+    msg = await sub.next_msg(timeout=10)
+    assert json.loads(msg.data) == json.loads(raw)

@@ -31,6 +31,7 @@ from cerouter.cli.support import NatsUrlOption, PortOption, fail, nats_urls, not
 from cerouter.errors import CerouterError
 from cerouter.nats.connection import connect_once
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
+from cerouter.routing.subjects import SubjectError, check_subject
 from cerouter.timestamps import format_timestamp, is_rfc3339
 
 _EXT = re.compile(r"([a-z0-9]+)=(.*)", re.DOTALL)
@@ -115,8 +116,13 @@ def publish(
     Build it from options (--type and --source at least), or take a whole event with --event.
     """
     try:
+        check_subject(subject, wildcards=False)
+    except SubjectError as exc:
+        fail("publish", f"{exc} (publish to a literal subject such as events.demo)", 2)
+    try:
         if event_file is not None:
             event = _read_event(event_file)
+            _require_id(event, str(event_file))
         elif type_ is None or source is None:
             raise CerouterError("--type and --source are required (or give --event FILE)")
         else:
@@ -131,8 +137,22 @@ def publish(
         asyncio.run(_publish(nats_urls(nats_url), subject, message.headers, message.payload))
     except CerouterError as exc:
         fail("publish", str(exc))
-    event_id = event.attributes.get("id", "an event without id")
-    note(f"published {event_id} to {subject} ({mode.value} mode)")
+    note(f"published {event.attributes['id']} to {subject} ({mode.value} mode)")
+
+
+def _require_id(event: DecodedEvent, origin: str) -> None:
+    # --event publishes a file as written, so that invalid events can test the router; but an
+    # event without an id cannot be traced (logs, dead letters and dedupe ids all name it).
+    event_id = event.attributes.get("id")
+    if isinstance(event_id, str) and event_id:
+        return
+    if event_id is None:
+        problem = "has no 'id'"
+    elif event_id == "":
+        problem = "has an empty 'id'"
+    else:
+        problem = f"has a non-string 'id' ({type(event_id).__name__})"
+    raise CerouterError(f"{origin}: the event {problem}; every CloudEvent needs a non-empty id")
 
 
 def _read_event(path: Path) -> DecodedEvent:
@@ -158,6 +178,8 @@ def _build_event(
     time: str | None,
     ext: list[str] | None,
 ) -> DecodedEvent:
+    if id_ == "":
+        raise CerouterError("--id is empty; every CloudEvent needs a non-empty id")
     if time is not None and not is_rfc3339(time):
         raise CerouterError(f"--time {time!r} is not an RFC 3339 timestamp")
     attributes: dict[str, Any] = {
@@ -248,6 +270,11 @@ def sub(
     stdout carries only the events, so it can be piped into `cerouter validate -`; stderr says
     which subject and content mode each came in on, and reports messages that are not CloudEvents.
     """
+    for pattern in subjects:
+        try:
+            check_subject(pattern, wildcards=True)
+        except SubjectError as exc:
+            fail("sub", str(exc), 2)
     try:
         received = asyncio.run(_sub(nats_urls(nats_url), subjects, count, timeout, queue, quiet))
     except KeyboardInterrupt:
