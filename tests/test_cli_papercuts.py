@@ -13,25 +13,8 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
+from tests.cli_helpers import DEAD_URL, cli
 from tests.helpers import CEROUTER, CliProcess
-
-# Refusals happen before connecting: nothing listens on port 1.
-DEAD_URL = "nats://127.0.0.1:1"
-
-
-def cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``cerouter`` in ``cwd`` (never the repository) and capture its output."""
-    return subprocess.run(
-        [CEROUTER, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=cwd,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_version_prints_the_package_version(tmp_path: Path) -> None:

@@ -27,7 +27,22 @@ from cerouter.binding import (
     is_json_content_type,
     to_sdk,
 )
-from cerouter.cli.support import NatsUrlOption, PortOption, fail, nats_urls, note
+from cerouter.cli.support import (
+    CredsOption,
+    NatsRoutesOption,
+    NatsUrlOption,
+    PasswordOption,
+    PortOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TokenOption,
+    UserOption,
+    fail,
+    nats_settings,
+    note,
+)
+from cerouter.config.model import NatsSettings
 from cerouter.errors import CerouterError
 from cerouter.nats.connection import connect_once
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
@@ -110,6 +125,14 @@ def publish(
     ] = None,
     mode: Annotated[Mode, typer.Option(help="Content mode on the wire.")] = Mode.STRUCTURED,
     nats_url: NatsUrlOption = None,
+    routes: NatsRoutesOption = None,
+    creds: CredsOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
+    password: PasswordOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Publish one CloudEvent to a NATS subject, in structured or binary mode.
 
@@ -133,8 +156,13 @@ def publish(
         message = encode(event, mode)
     except CerouterError as exc:
         fail("publish", str(exc), 2)
+    settings = nats_settings(
+        "publish", urls=nats_url, routes=routes, creds=creds, token=token, user=user,
+        password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        name="cerouter-publish",
+    )  # fmt: skip
     try:
-        asyncio.run(_publish(nats_urls(nats_url), subject, message.headers, message.payload))
+        asyncio.run(_publish(settings, subject, message.headers, message.payload))
     except CerouterError as exc:
         fail("publish", str(exc))
     note(f"published {event.attributes['id']} to {subject} ({mode.value} mode)")
@@ -241,8 +269,10 @@ def _with_data(
     return DecodedEvent(attributes, Mode.STRUCTURED, raw, DataKind.BYTES)
 
 
-async def _publish(urls: list[str], subject: str, headers: dict[str, str], payload: bytes) -> None:
-    nc = await connect_once(urls, name="cerouter-publish")
+async def _publish(
+    settings: NatsSettings, subject: str, headers: dict[str, str], payload: bytes
+) -> None:
+    nc = await connect_once(settings)
     try:
         await nc.publish(subject, payload, headers=headers or None)
         await nc.flush()
@@ -264,6 +294,14 @@ def sub(
     queue: Annotated[str | None, typer.Option(help="Join this queue group.")] = None,
     quiet: Annotated[bool, typer.Option(help="Do not say where each event came from.")] = False,
     nats_url: NatsUrlOption = None,
+    routes: NatsRoutesOption = None,
+    creds: CredsOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
+    password: PasswordOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Print each CloudEvent received on SUBJECT as one JSON line (structured JSON format).
 
@@ -275,8 +313,13 @@ def sub(
             check_subject(pattern, wildcards=True)
         except SubjectError as exc:
             fail("sub", str(exc), 2)
+    settings = nats_settings(
+        "sub", urls=nats_url, routes=routes, creds=creds, token=token, user=user,
+        password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        name="cerouter-sub",
+    )  # fmt: skip
     try:
-        received = asyncio.run(_sub(nats_urls(nats_url), subjects, count, timeout, queue, quiet))
+        received = asyncio.run(_sub(settings, subjects, count, timeout, queue, quiet))
     except KeyboardInterrupt:
         return
     except CerouterError as exc:
@@ -286,14 +329,14 @@ def sub(
 
 
 async def _sub(
-    urls: list[str],
+    settings: NatsSettings,
     subjects: list[str],
     count: int | None,
     max_wait: float | None,
     queue: str | None,
     quiet: bool,
 ) -> int:
-    nc = await connect_once(urls, name="cerouter-sub")
+    nc = await connect_once(settings)
     done = asyncio.Event()
     received = 0
 
@@ -308,7 +351,7 @@ async def _sub(
         for subject in subjects:
             await nc.subscribe(subject, queue=queue or "", cb=on_message)
         await nc.flush()
-        where = nc.connected_url.geturl() if nc.connected_url else urls[0]
+        where = nc.connected_url.geturl() if nc.connected_url else settings.urls[0]
         note(f"cerouter sub: listening on {' '.join(subjects)} at {where}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), max_wait)
