@@ -205,3 +205,38 @@ def test_a_server_certificate_from_an_unknown_ca_is_a_tls_error(tmp_path: Path) 
     assert (
         "(the TLS handshake failed: check the CA, client certificate and key)" in untrusted.stderr
     )
+
+
+# --------------------------------------------------------------------------- reconnecting
+
+
+def test_sub_says_when_the_connection_drops_and_comes_back(tmp_path: Path) -> None:
+    store = tmp_path / "js"
+    first = EmbeddedServer(ServerConfig(port=RANDOM_PORT, store_dir=store))
+    first.start()
+    port, url = first.port, first.url
+    sub = CliProcess("sub", "re.demo", "--count", "2", "--timeout", "60", "-s", url, cwd=tmp_path)
+    second = EmbeddedServer(ServerConfig(port=port, store_dir=store))
+    try:
+        sub.wait_for_stderr(f"listening on re.demo at {url}")
+        published = cli("publish", "re.demo", *EVENT, "-s", url, cwd=tmp_path)
+        assert published.returncode == 0, published.stderr
+        sub.wait_for_stderr("received on re.demo")
+        first.stop()
+        assert sub.wait_for_stderr("connection to") == (
+            f"cerouter sub: connection to {url} lost; reconnecting"
+        )
+        second.start()  # the same port and store: the server is back
+        assert sub.wait_for_stderr("reconnected") == f"cerouter sub: reconnected to {url}"
+        again = cli("publish", "re.demo", *EVENT[:-1], "p-2", "-s", url, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        code, out, err = sub.finish()
+    finally:
+        sub.kill()
+        first.stop()
+        second.stop()
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["p-1", "p-2"]
+    assert "Traceback" not in err
+    assert err.count("connection to") == 1
+    assert err.count("reconnected") == 1

@@ -44,7 +44,7 @@ from cerouter.cli.support import (
 )
 from cerouter.config.model import NatsSettings
 from cerouter.errors import CerouterError
-from cerouter.nats.connection import connect_once
+from cerouter.nats.connection import connect_once, connect_service
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
 from cerouter.routing.subjects import SubjectError, check_subject
 from cerouter.timestamps import format_timestamp, is_rfc3339
@@ -307,6 +307,8 @@ def sub(
 
     stdout carries only the events, so it can be piped into `cerouter validate -`; stderr says
     which subject and content mode each came in on, and reports messages that are not CloudEvents.
+    When the connection drops, sub says so and reconnects until the server is back (--timeout
+    keeps counting meanwhile); events published while it is away are missed.
     """
     for pattern in subjects:
         try:
@@ -336,7 +338,20 @@ async def _sub(
     queue: str | None,
     quiet: bool,
 ) -> int:
-    nc = await connect_once(settings)
+    # A long-running command: it rides out a server restart (nats-py subscribes again), saying
+    # so on stderr; events published while it is away are missed, as core NATS does.
+    closing = False
+    where = settings.urls[0]
+
+    def on_connection(state: str, detail: str) -> None:
+        if closing:
+            return
+        if state == "disconnected":
+            note(f"cerouter sub: connection to {where} lost; reconnecting")
+        elif state == "reconnected":
+            note(f"cerouter sub: reconnected to {detail or where}")
+
+    nc = await connect_service(settings, on_event=on_connection)
     done = asyncio.Event()
     received = 0
 
@@ -351,11 +366,12 @@ async def _sub(
         for subject in subjects:
             await nc.subscribe(subject, queue=queue or "", cb=on_message)
         await nc.flush()
-        where = nc.connected_url.geturl() if nc.connected_url else settings.urls[0]
+        where = nc.connected_url.geturl() if nc.connected_url else where
         note(f"cerouter sub: listening on {' '.join(subjects)} at {where}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), max_wait)
     finally:
+        closing = True
         await nc.close()
     return received
 
