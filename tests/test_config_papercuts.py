@@ -1,0 +1,74 @@
+"""Paper cuts of routes.yaml diagnostics, seen through `cerouter routes check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cerouter.cli import app
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def check(text: str) -> tuple[int, list[str]]:
+    """``cerouter routes check`` on ``text`` in the working directory: exit code, stderr lines."""
+    Path("routes.yaml").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["routes", "check", "routes.yaml"])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stderr.splitlines()
+
+
+HEAD = "version: 1\nroutes:\n"
+
+
+@pytest.mark.usefixtures("workdir")
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        pytest.param(
+            "  - name: a\n    match: {type: x\n    to: {subject: a}\n",
+            "routes.yaml:4: YAML syntax error: the '{' at column 12 is never closed "
+            "(expected ',' or '}' before line 5)",
+            id="missing-brace",
+        ),
+        pytest.param(
+            "  - {name: a, match: {type: x}, to: {subject: a}\n",
+            "routes.yaml:3: YAML syntax error: the '{' at column 5 is never closed "
+            "(expected ',' or '}' before line 4)",
+            id="missing-brace-at-the-end",
+        ),
+        pytest.param(
+            "  - name: a\n    match: {type: x}\n    to: [{subject: a}, {subject: b}\n  - name: b\n",
+            "routes.yaml:5: YAML syntax error: the '[' at column 9 is never closed "
+            "(expected ',' or ']' before line 6)",
+            id="missing-bracket",
+        ),
+        pytest.param(
+            "  - name: a\n    match: {type: x}\n   to: {subject: a}\n",
+            "routes.yaml:5: YAML syntax error: bad indentation: this line does not line up with "
+            "the lines above it",
+            id="bad-indentation",
+        ),
+        pytest.param(
+            "  - name: a\n\tmatch: {type: x}\n",
+            "routes.yaml:4: YAML syntax error: a tab at column 1: YAML indents with spaces only",
+            id="tab",
+        ),
+        pytest.param(
+            "  - name: a\n    match: {type: x}\n    to:\n      subject: {type}.x\n",
+            "routes.yaml:6: YAML syntax error: expected <block end>, but found '<scalar>' "
+            '(quote subject templates: "orders.{type}")',
+            id="unquoted-template",
+        ),
+    ],
+)
+def test_yaml_syntax_errors_point_at_the_mistake(body: str, error: str) -> None:
+    code, errors = check(HEAD + body)
+    assert code == 1
+    assert errors == [error, "routes.yaml: 1 error"]
