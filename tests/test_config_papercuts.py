@@ -72,3 +72,22 @@ def test_yaml_syntax_errors_point_at_the_mistake(body: str, error: str) -> None:
     code, errors = check(HEAD + body)
     assert code == 1
     assert errors == [error, "routes.yaml: 1 error"]
+
+
+KINDS = "a destination needs one of 'subject', 'stream' (with 'subject'), 'queue' or 'request'"
+
+
+@pytest.mark.usefixtures("workdir")
+@pytest.mark.parametrize(
+    ("to", "error"),
+    [
+        ("{topic: x}", f"routes[0].to: unknown key 'topic'; {KINDS}"),
+        ("[{subject: a}, {channel: x}]", f"routes[0].to[1]: unknown key 'channel'; {KINDS}"),
+        # a near miss names the key meant instead
+        ("{subjekt: x}", "routes[0].to: unknown key 'subjekt' (did you mean 'subject'?)"),
+    ],
+)
+def test_an_unknown_destination_key_says_what_a_destination_is(to: str, error: str) -> None:
+    code, errors = check(HEAD + f"  - name: a\n    match: {{type: x}}\n    to: {to}\n")
+    assert code == 1
+    assert errors == [f"routes.yaml:5: {error}", "routes.yaml: 1 error"]
