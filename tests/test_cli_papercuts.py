@@ -170,3 +170,32 @@ async def test_publish_sends_an_otherwise_invalid_event_file_as_written(
     assert result.stderr == "published x-1 to papercuts.invalid (structured mode)\n"
     msg = await sub.next_msg(timeout=10)
     assert json.loads(msg.data) == json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["routes", "check"], "cerouter routes check: routes.yaml: cannot read: No such file"),
+        (
+            ["routes", "check", "nope.yaml"],
+            "cerouter routes check: nope.yaml: cannot read: No such",
+        ),
+        (["routes", "check", "adir"], "cerouter routes check: adir: cannot read: Is a directory"),
+        (["explain", "e.json"], "cerouter explain: routes.yaml: cannot read: No such file"),
+        (
+            ["explain", "nope.json", "--routes", "r.yaml"],
+            "cerouter explain: nope.json: cannot read",
+        ),
+    ],
+)
+def test_a_missing_file_is_a_one_line_usage_error(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "r.yaml").write_text("version: 1\nroutes: []\n", encoding="utf-8")
+    (tmp_path / "e.json").write_text('{"specversion": "1.0"}', encoding="utf-8")
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
