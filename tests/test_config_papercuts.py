@@ -91,3 +91,28 @@ def test_an_unknown_destination_key_says_what_a_destination_is(to: str, error: s
     code, errors = check(HEAD + f"  - name: a\n    match: {{type: x}}\n    to: {to}\n")
     assert code == 1
     assert errors == [f"routes.yaml:5: {error}", "routes.yaml: 1 error"]
+
+
+def typo(line: int, path: str, name: str, subject: str, meant: str) -> str:
+    return (
+        f"routes.yaml:{line}: warning: {path}: placeholder {{{name}}} in subject {subject!r} is "
+        f"not a CloudEvents core attribute (did you mean {{{meant}}}?); events without an "
+        f"extension named {name!r} render it as '_'"
+    )
+
+
+@pytest.mark.usefixtures("workdir")
+def test_a_placeholder_near_a_core_attribute_is_a_lint_warning() -> None:
+    code, warnings = check(
+        "version: 1\ningress: {core: {subjects: [in.>]}}\nroutes:\n"
+        "  - name: a\n    match: {type: x}\n"
+        '    to: [{subject: "orders.{tpye}"}, {subject: "o.{sorce}.{tenant}"}]\n'
+        "  - name: b\n    match: {type: y}\n"
+        '    to: {request: "svc.{subjcet}.{type}"}\n'
+    )
+    assert code == 0
+    assert warnings == [
+        typo(6, "routes[0].to[0]", "tpye", "orders.{tpye}", "type"),
+        typo(6, "routes[0].to[1]", "sorce", "o.{sorce}.{tenant}", "source"),
+        typo(9, "routes[1].to[0]", "subjcet", "svc.{subjcet}.{type}", "subject"),
+    ]
