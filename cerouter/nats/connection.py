@@ -21,14 +21,21 @@ async def _quiet(_: Exception) -> None:
     return None
 
 
+def _refusal(exc: Exception) -> str | None:
+    """What to check when the server refused us (credentials, TLS); ``None`` otherwise."""
+    detail = str(exc).lower()
+    if "authorization violation" in detail or "authentication" in detail:
+        return "the server refused the credentials: check the token, user/password or .creds file"
+    if isinstance(exc, ssl.SSLError) or "tls" in detail:
+        return "the TLS handshake failed: check the CA, client certificate and key"
+    return None
+
+
 def _cannot_connect(urls: Sequence[str], exc: Exception) -> ServerError:
     detail = str(exc) or type(exc).__name__
-    if "authorization violation" in detail.lower() or "authentication" in detail.lower():
-        hint = "the server refused the credentials: check the token, user/password or .creds file"
-    elif isinstance(exc, ssl.SSLError) or "tls" in detail.lower():
-        hint = "the TLS handshake failed: check the CA, client certificate and key"
-    else:
-        hint = "is a server running? start one with `cerouter server` or `cerouter run`"
+    hint = (
+        _refusal(exc) or "is a server running? start one with `cerouter server` or `cerouter run`"
+    )
     return ServerError(f"cannot connect to {', '.join(urls)}: {detail} ({hint})")
 
 
@@ -124,7 +131,9 @@ async def connect_service(
     try:
         await nc.connect(**options)
     except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
-        cause = next((e for e in reversed(first_failures) if str(e)), exc)
+        # The most telling failure: a refusal (a retry may end in a mere reset), else the last.
+        refused = [e for e in first_failures if _refusal(e) is not None]
+        cause = next((e for e in [*refused, *reversed(first_failures)] if str(e)), exc)
         raise _cannot_connect(options["servers"], cause) from None
     nc.options["max_reconnect_attempts"] = -1  # a router outlives any server restart
     return nc
