@@ -199,3 +199,40 @@ def test_a_missing_file_is_a_one_line_usage_error(
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["sub", "x", "--count", "many"],
+            "cerouter sub: Invalid value for '--count': Input should be a valid integer, unable "
+            "to parse string as an integer (see cerouter sub --help)",
+        ),
+        (
+            ["server", "--port", "abc"],
+            "cerouter server: Invalid value for '--port': Input should be a valid integer, "
+            "unable to parse string as an integer (see cerouter server --help)",
+        ),
+        (["sub"], "cerouter sub: Missing argument 'subjects' (see cerouter sub --help)"),
+        (["--bogus"], "cerouter: No such option: --bogus (see cerouter --help)"),
+        (
+            ["routes", "chek"],
+            "cerouter routes: No such command 'chek'. Did you mean 'check', 'schema'? "
+            "(see cerouter routes --help)",
+        ),
+    ],
+)
+def test_a_usage_error_from_the_parser_is_one_line(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
+
+
+def test_a_command_group_alone_still_prints_its_help(tmp_path: Path) -> None:
+    result = cli("routes", cwd=tmp_path)
+    assert "Usage: cerouter routes [OPTIONS] COMMAND [ARGS]..." in result.stdout + result.stderr
+    assert "check" in result.stdout + result.stderr
