@@ -40,7 +40,7 @@ def _check_port(ctx: typer.Context, value: int) -> int:
         return RANDOM_PORT
     if not 1 <= value <= MAX_PORT:
         fail(
-            ctx.info_name or "cerouter",
+            ctx.command_path.partition(" ")[2] or ctx.info_name or "",  # "cerouter run" -> "run"
             f"--port {value}: a port is 1 to {MAX_PORT} (or 0 for a free one)",
             USAGE_ERROR,
         )
