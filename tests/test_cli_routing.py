@@ -83,8 +83,10 @@ def test_check_env_resolution(runner: CliRunner, shop: Path) -> None:
 
 def test_check_missing_file(runner: CliRunner, shop: Path) -> None:
     result = runner.invoke(app, ["routes", "check", "nope.yaml"])
-    assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == "nope.yaml: cannot read: No such file or directory"
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "cerouter routes check: nope.yaml: cannot read: No such file or directory\n"
+    )
 
 
 def test_schema_prints_the_packaged_json_schema(runner: CliRunner) -> None:

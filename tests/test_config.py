@@ -502,7 +502,10 @@ ERROR_CASES = [
             to: {subject: a}
           unrouted: drop
         """,
-        ["routes.yaml:6: YAML syntax error: expected <block end>, but found '?'"],
+        [
+            "routes.yaml:6: YAML syntax error: bad indentation: this line does not line up with "
+            "the lines above it"
+        ],
         id="yaml-syntax",
     ),
     pytest.param(
@@ -514,8 +517,8 @@ ERROR_CASES = [
             to: {subject: a.{type}}
         """,
         [
-            "routes.yaml:5: YAML syntax error: expected ',' or '}', but got '{' (inside {...} "
-            'quote subject templates: {subject: "orders.{type}"})'
+            "routes.yaml:5: YAML syntax error: expected ',' or '}', but got '{' "
+            '(quote subject templates: "orders.{type}")'
         ],
         id="yaml-flow-braces",
     ),

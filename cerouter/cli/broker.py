@@ -27,10 +27,26 @@ from cerouter.binding import (
     is_json_content_type,
     to_sdk,
 )
-from cerouter.cli.support import NatsUrlOption, fail, nats_urls, note
+from cerouter.cli.support import (
+    CredsOption,
+    NatsRoutesOption,
+    NatsUrlOption,
+    PasswordOption,
+    PortOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TokenOption,
+    UserOption,
+    fail,
+    nats_settings,
+    note,
+)
+from cerouter.config.model import NatsSettings
 from cerouter.errors import CerouterError
-from cerouter.nats.connection import connect_once
+from cerouter.nats.connection import connect_once, connect_service
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
+from cerouter.routing.subjects import SubjectError, check_subject
 from cerouter.timestamps import format_timestamp, is_rfc3339
 
 _EXT = re.compile(r"([a-z0-9]+)=(.*)", re.DOTALL)
@@ -49,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
 
 def server(
-    port: Annotated[int, typer.Option(help="Client port (-1 picks a free one).")] = DEFAULT_PORT,
+    port: PortOption = DEFAULT_PORT,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = DEFAULT_HOST,
     store_dir: Annotated[Path, typer.Option(help="JetStream store directory.")] = Path(
         ".cerouter/jetstream"
@@ -109,14 +125,27 @@ def publish(
     ] = None,
     mode: Annotated[Mode, typer.Option(help="Content mode on the wire.")] = Mode.STRUCTURED,
     nats_url: NatsUrlOption = None,
+    routes: NatsRoutesOption = None,
+    creds: CredsOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
+    password: PasswordOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Publish one CloudEvent to a NATS subject, in structured or binary mode.
 
     Build it from options (--type and --source at least), or take a whole event with --event.
     """
     try:
+        check_subject(subject, wildcards=False)
+    except SubjectError as exc:
+        fail("publish", f"{exc} (publish to a literal subject such as events.demo)", 2)
+    try:
         if event_file is not None:
             event = _read_event(event_file)
+            _require_id(event, str(event_file))
         elif type_ is None or source is None:
             raise CerouterError("--type and --source are required (or give --event FILE)")
         else:
@@ -127,12 +156,31 @@ def publish(
         message = encode(event, mode)
     except CerouterError as exc:
         fail("publish", str(exc), 2)
+    settings = nats_settings(
+        "publish", urls=nats_url, routes=routes, creds=creds, token=token, user=user,
+        password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        name="cerouter-publish",
+    )  # fmt: skip
     try:
-        asyncio.run(_publish(nats_urls(nats_url), subject, message.headers, message.payload))
+        asyncio.run(_publish(settings, subject, message.headers, message.payload))
     except CerouterError as exc:
         fail("publish", str(exc))
-    event_id = event.attributes.get("id", "an event without id")
-    note(f"published {event_id} to {subject} ({mode.value} mode)")
+    note(f"published {event.attributes['id']} to {subject} ({mode.value} mode)")
+
+
+def _require_id(event: DecodedEvent, origin: str) -> None:
+    # --event publishes a file as written, so that invalid events can test the router; but an
+    # event without an id cannot be traced (logs, dead letters and dedupe ids all name it).
+    event_id = event.attributes.get("id")
+    if isinstance(event_id, str) and event_id:
+        return
+    if event_id is None:
+        problem = "has no 'id'"
+    elif event_id == "":
+        problem = "has an empty 'id'"
+    else:
+        problem = f"has a non-string 'id' ({type(event_id).__name__})"
+    raise CerouterError(f"{origin}: the event {problem}; every CloudEvent needs a non-empty id")
 
 
 def _read_event(path: Path) -> DecodedEvent:
@@ -158,6 +206,8 @@ def _build_event(
     time: str | None,
     ext: list[str] | None,
 ) -> DecodedEvent:
+    if id_ == "":
+        raise CerouterError("--id is empty; every CloudEvent needs a non-empty id")
     if time is not None and not is_rfc3339(time):
         raise CerouterError(f"--time {time!r} is not an RFC 3339 timestamp")
     attributes: dict[str, Any] = {
@@ -219,8 +269,10 @@ def _with_data(
     return DecodedEvent(attributes, Mode.STRUCTURED, raw, DataKind.BYTES)
 
 
-async def _publish(urls: list[str], subject: str, headers: dict[str, str], payload: bytes) -> None:
-    nc = await connect_once(urls, name="cerouter-publish")
+async def _publish(
+    settings: NatsSettings, subject: str, headers: dict[str, str], payload: bytes
+) -> None:
+    nc = await connect_once(settings)
     try:
         await nc.publish(subject, payload, headers=headers or None)
         await nc.flush()
@@ -242,14 +294,34 @@ def sub(
     queue: Annotated[str | None, typer.Option(help="Join this queue group.")] = None,
     quiet: Annotated[bool, typer.Option(help="Do not say where each event came from.")] = False,
     nats_url: NatsUrlOption = None,
+    routes: NatsRoutesOption = None,
+    creds: CredsOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
+    password: PasswordOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Print each CloudEvent received on SUBJECT as one JSON line (structured JSON format).
 
     stdout carries only the events, so it can be piped into `cerouter validate -`; stderr says
     which subject and content mode each came in on, and reports messages that are not CloudEvents.
+    When the connection drops, sub says so and reconnects until the server is back (--timeout
+    keeps counting meanwhile); events published while it is away are missed.
     """
+    for pattern in subjects:
+        try:
+            check_subject(pattern, wildcards=True)
+        except SubjectError as exc:
+            fail("sub", str(exc), 2)
+    settings = nats_settings(
+        "sub", urls=nats_url, routes=routes, creds=creds, token=token, user=user,
+        password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        name="cerouter-sub",
+    )  # fmt: skip
     try:
-        received = asyncio.run(_sub(nats_urls(nats_url), subjects, count, timeout, queue, quiet))
+        received = asyncio.run(_sub(settings, subjects, count, timeout, queue, quiet))
     except KeyboardInterrupt:
         return
     except CerouterError as exc:
@@ -259,14 +331,27 @@ def sub(
 
 
 async def _sub(
-    urls: list[str],
+    settings: NatsSettings,
     subjects: list[str],
     count: int | None,
     max_wait: float | None,
     queue: str | None,
     quiet: bool,
 ) -> int:
-    nc = await connect_once(urls, name="cerouter-sub")
+    # A long-running command: it rides out a server restart (nats-py subscribes again), saying
+    # so on stderr; events published while it is away are missed, as core NATS does.
+    closing = False
+    where = settings.urls[0]
+
+    def on_connection(state: str, detail: str) -> None:
+        if closing:
+            return
+        if state == "disconnected":
+            note(f"cerouter sub: connection to {where} lost; reconnecting")
+        elif state == "reconnected":
+            note(f"cerouter sub: reconnected to {detail or where}")
+
+    nc = await connect_service(settings, on_event=on_connection)
     done = asyncio.Event()
     received = 0
 
@@ -281,11 +366,12 @@ async def _sub(
         for subject in subjects:
             await nc.subscribe(subject, queue=queue or "", cb=on_message)
         await nc.flush()
-        where = nc.connected_url.geturl() if nc.connected_url else urls[0]
+        where = nc.connected_url.geturl() if nc.connected_url else where
         note(f"cerouter sub: listening on {' '.join(subjects)} at {where}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), max_wait)
     finally:
+        closing = True
         await nc.close()
     return received
 

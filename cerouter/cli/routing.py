@@ -45,10 +45,15 @@ def check(
 ) -> None:
     """Load routes.yaml fully (schemas included) and print errors and lint warnings.
 
-    Exit status: 1 on errors, 0 when valid (warnings or not).
+    Exit status: 1 on errors, 0 when valid (warnings or not), 2 when the file cannot be read.
     """
     from cerouter.config.lint import lint
 
+    try:  # a file that is not there is a usage error, not a broken configuration
+        with routes.open("rb"):
+            pass
+    except OSError as exc:
+        fail("routes check", f"{routes}: cannot read: {exc.strerror}", 2)
     result = check_config(routes, resolve_env=not no_env)
     for error in result.errors:
         note(str(error))

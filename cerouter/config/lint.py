@@ -9,7 +9,9 @@ Checks (each warning carries its ``code``):
 * ``uncaptured-subject`` — a stream (or durable queue, or dead-letter) destination renders subjects
   its stream does not capture, so JetStream would reject the publish;
 * ``unused-schema`` — a schema file no type mapping or route uses;
-* ``routing-loop`` — a destination subject that the router's own ingress consumes again.
+* ``routing-loop`` — a destination subject that the router's own ingress consumes again;
+* ``attribute-typo`` — a filter or a subject-template placeholder names a near miss of a core
+  attribute (``tpye``, ``{sorce}``): legal as an extension, but almost surely a typo.
 
 The analysis is conservative: it reports only what it can prove from ``exact``/``prefix``/
 ``suffix`` conditions (and conditions that are written identically); CESQL and ``not`` are opaque.
@@ -45,6 +47,7 @@ def lint(config: RouterConfig, registry: SchemaRegistry | None = None) -> list[C
     out.extend(_uncaptured(config))
     out.extend(_loops(config))
     out.extend(_attribute_typos(config.routes))
+    out.extend(_template_typos(config))
     if registry is not None:
         out.extend(_unused_schemas(config, registry))
     return sorted(out, key=lambda w: w.line or 0)
@@ -315,19 +318,42 @@ def _compared_attributes(f: Filter) -> Iterable[str]:
         yield from _compared_attributes(f.filter)
 
 
+def near_miss(name: str) -> str | None:
+    """The core attribute ``name`` is probably a typo of (``tpye`` → ``type``), else ``None``."""
+    if name in _CORE_ATTRIBUTES:
+        return None
+    close = difflib.get_close_matches(name, _CORE_ATTRIBUTES, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def _attribute_typos(routes: tuple[Route, ...]) -> Iterable[ConfigWarning]:
     """A filter on ``tpye`` is legal (an extension could be called that) but almost surely a typo:
     the route would never match. Names one edit away from a core attribute are reported."""
     for i, route in enumerate(routes):
         for name in sorted(set(_compared_attributes(route.match))):
-            if name in _CORE_ATTRIBUTES:
-                continue
-            close = difflib.get_close_matches(name, _CORE_ATTRIBUTES, n=1, cutoff=0.75)
-            if close:
+            if (meant := near_miss(name)) is not None:
                 yield ConfigWarning(
                     "attribute-typo",
-                    f"{name!r} is not a CloudEvents core attribute (did you mean {close[0]!r}?); "
+                    f"{name!r} is not a CloudEvents core attribute (did you mean {meant!r}?); "
                     f"the route only matches events with an extension named {name!r}",
                     route.line or None,
                     _route_path(i, "match"),
+                )
+
+
+def _template_typos(config: RouterConfig) -> Iterable[ConfigWarning]:
+    """``"orders.{tpye}"`` is legal (an extension could be called that) but almost surely a typo:
+    every event would render ``orders._``. Placeholders one edit from a core attribute are
+    reported."""
+    for dest, path, line in _all_destinations(config):
+        template = dest.subject_template
+        for name in sorted(template.names):
+            if (meant := near_miss(name)) is not None:
+                yield ConfigWarning(
+                    "attribute-typo",
+                    f"placeholder {{{name}}} in subject {template.source!r} is not a CloudEvents "
+                    f"core attribute (did you mean {{{meant}}}?); events without an extension "
+                    f"named {name!r} render it as '_'",
+                    line or None,
+                    path,
                 )

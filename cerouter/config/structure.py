@@ -285,9 +285,17 @@ class _Walker:
             allowed: list[str] = []
             for b in resolved:
                 allowed.extend(k for k in b.get("properties", {}) if k not in allowed)
+            # Without a near miss, say what would do: the forms (a destination's kinds).
+            fallback = (
+                f"; {schema['errorMessage']}"
+                if schema.get("errorMessage")
+                else f" (allowed: {', '.join(allowed)})"
+            )
             unknown = [
                 Issue(
-                    node.key_lines.get(k, node.line), path, f"unknown key '{k}'{_hint(k, allowed)}"
+                    node.key_lines.get(k, node.line),
+                    path,
+                    f"unknown key '{k}'{_hint(k, allowed) or fallback}",
                 )
                 for k in value
                 if k not in allowed

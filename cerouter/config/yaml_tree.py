@@ -105,12 +105,7 @@ def load_yaml(text: str, file: str) -> YNode | None:
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if "'{'" in problem or "'}'" in problem:
-            problem += ' (inside {...} quote subject templates: {subject: "orders.{type}"})'
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"YAML syntax error: {problem}", file=file, line=line) from None
+        raise _syntax_error(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML syntax error: {exc}", file=file) from None
     if len(nodes) > 1:
@@ -119,6 +114,43 @@ def load_yaml(text: str, file: str) -> YNode | None:
     if not nodes or nodes[0] is None:
         return None
     return _convert(nodes[0], file, ())
+
+
+_PLACEHOLDER = re.compile(r"\{[A-Za-z0-9_]+\}")
+_TEMPLATE_HINT = ' (quote subject templates: "orders.{type}")'
+_UNCLOSED = re.compile(r"expected ',' or '([]}])', but got")
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> ConfigError:
+    """A PyYAML error in words, at the line where the mistake is (not where PyYAML noticed it)."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    if mark is None:  # pragma: no cover - PyYAML marks every syntax error
+        return ConfigError(f"YAML syntax error: {problem}", file=file)
+    line = mark.line + 1
+    lines = text.splitlines()
+    source = lines[mark.line] if mark.line < len(lines) else ""
+    opened = exc.context_mark
+    if (m := _UNCLOSED.match(problem)) and opened is not None and opened.line != mark.line:
+        # A flow collection left open: PyYAML notices on a later line; the mistake is where the
+        # bracket was opened.
+        bracket = "{" if m.group(1) == "}" else "["
+        message = (
+            f"the '{bracket}' at column {opened.column + 1} is never closed "
+            f"(expected ',' or '{m.group(1)}' before line {line})"
+        )
+        return ConfigError(f"YAML syntax error: {message}", file=file, line=opened.line + 1)
+    if _PLACEHOLDER.search(source):
+        message = problem + _TEMPLATE_HINT
+    elif problem.startswith("found character") and "\\t" in problem:
+        message = f"a tab at column {mark.column + 1}: YAML indents with spaces only"
+    elif problem.startswith("expected <block end>"):
+        message = "bad indentation: this line does not line up with the lines above it"
+    elif problem.startswith("mapping values are not allowed"):
+        message = f"{problem} (check the indentation, or quote a value that contains ': ')"
+    else:
+        message = problem
+    return ConfigError(f"YAML syntax error: {message}", file=file, line=line)
 
 
 def _line(node: Node) -> int:

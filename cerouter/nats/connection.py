@@ -21,26 +21,53 @@ async def _quiet(_: Exception) -> None:
     return None
 
 
+def _refusal(exc: Exception) -> str | None:
+    """What to check when the server refused us (credentials, TLS); ``None`` otherwise."""
+    detail = str(exc).lower()
+    if "authorization violation" in detail or "authentication" in detail:
+        return "the server refused the credentials: check the token, user/password or .creds file"
+    if isinstance(exc, ssl.SSLError) or "tls" in detail:
+        return "the TLS handshake failed: check the CA, client certificate and key"
+    return None
+
+
 def _cannot_connect(urls: Sequence[str], exc: Exception) -> ServerError:
     detail = str(exc) or type(exc).__name__
-    return ServerError(
-        f"cannot connect to {', '.join(urls)}: {detail} "
-        "(is a server running? start one with `cerouter server` or `cerouter run`)"
+    hint = (
+        _refusal(exc) or "is a server running? start one with `cerouter server` or `cerouter run`"
     )
+    return ServerError(f"cannot connect to {', '.join(urls)}: {detail} ({hint})")
 
 
-async def connect_once(urls: Sequence[str], *, name: str, connect_timeout: float = 2.0) -> Client:
+def _client_options(settings: NatsSettings) -> dict[str, Any]:
+    """The nats-py options for ``settings``' authentication and TLS."""
+    options: dict[str, Any] = {}
+    if settings.credentials is not None:
+        options["user_credentials"] = str(settings.credentials)
+    if settings.token is not None:
+        options["token"] = settings.token
+    if settings.user is not None:
+        options["user"] = settings.user
+        options["password"] = settings.password
+    if settings.tls is not None:
+        options["tls"] = _tls_context(settings.tls)
+    return options
+
+
+async def connect_once(settings: NatsSettings) -> Client:
     """Connect for a short-lived command: no reconnects, a clear error when nobody answers."""
+    urls = list(settings.urls)
     try:
         return await nats.connect(
-            servers=list(urls),
-            name=name,
-            connect_timeout=connect_timeout,
+            servers=urls,
+            name=settings.name,
+            connect_timeout=settings.connect_timeout,
             allow_reconnect=False,
             # 0 would mean "forever" in nats-py; 1 tries each server once more, then gives up.
             max_reconnect_attempts=1,
             reconnect_time_wait=0.1,
             error_cb=_quiet,
+            **_client_options(settings),
         )
     except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
         raise _cannot_connect(urls, exc) from None
@@ -75,10 +102,15 @@ async def connect_service(
     async def closed() -> None:
         report("closed", "")
 
+    first_failures: list[Exception] = []
+
     async def error(exc: Exception) -> None:
-        # Before the first connection, failures end in one ServerError below instead.
+        # Before the first connection, failures end in one ServerError below instead, which
+        # names the server's own reason (nats-py would only say "no servers available").
         if nc.is_connected or nc.is_reconnecting:
             report("error", str(exc) or type(exc).__name__)
+        else:
+            first_failures.append(exc)
 
     options: dict[str, Any] = {
         "servers": list(urls or settings.urls or (DEFAULT_URL,)),
@@ -94,19 +126,14 @@ async def connect_service(
         "closed_cb": closed,
         "error_cb": error,
     }
-    if settings.credentials is not None:
-        options["user_credentials"] = str(settings.credentials)
-    if settings.token is not None:
-        options["token"] = settings.token
-    if settings.user is not None:
-        options["user"] = settings.user
-        options["password"] = settings.password
-    if settings.tls is not None:
-        options["tls"] = _tls_context(settings.tls)
+    options.update(_client_options(settings))
     nc = Client()
     try:
         await nc.connect(**options)
     except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
-        raise _cannot_connect(options["servers"], exc) from None
+        # The most telling failure: a refusal (a retry may end in a mere reset), else the last.
+        refused = [e for e in first_failures if _refusal(e) is not None]
+        cause = next((e for e in [*refused, *reversed(first_failures)] if str(e)), exc)
+        raise _cannot_connect(options["servers"], cause) from None
     nc.options["max_reconnect_attempts"] = -1  # a router outlives any server restart
     return nc
