@@ -240,3 +240,41 @@ def test_sub_says_when_the_connection_drops_and_comes_back(tmp_path: Path) -> No
     assert "Traceback" not in err
     assert err.count("connection to") == 1
     assert err.count("reconnected") == 1
+
+
+WORKER_APP = """
+from cerouter.worker import WorkerApp
+
+app = WorkerApp("authed")
+
+
+@app.handler("com.example.ping", queue="authed")
+async def handle(event):
+    print("handled", event.get_id(), flush=True)
+"""
+
+
+def test_worker_takes_the_same_connection_settings(
+    tmp_path: Path, token_server: EmbeddedServer
+) -> None:
+    (tmp_path / "authed_worker.py").write_text(WORKER_APP)
+    refused = cli("worker", "authed_worker:app", "-s", token_server.url, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "Authorization Violation" in refused.stderr
+    worker = CliProcess(
+        "worker", "authed_worker:app", "-s", token_server.url, "--token", TOKEN,
+        "--log-format", "json", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        worker.wait_for_stderr('"worker ready"')
+        published = cli(
+            "publish", "work.authed", *EVENT, "-s", token_server.url, "--token", TOKEN,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+        worker.proc.send_signal(2)  # SIGINT
+        code, out, err = worker.finish()
+    finally:
+        worker.kill()
+    assert code == 0, err
+    assert "handled p-1" in out

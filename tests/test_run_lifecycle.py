@@ -112,7 +112,7 @@ def test_port_with_a_url_is_a_usage_error(shop: Path, server: EmbeddedServer) ->
     assert result.stderr.strip().startswith("cerouter run: --port is for the embedded server")
 
 
-@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+@pytest.mark.parametrize("port", ["70000", "65536", "-5"])
 def test_a_port_outside_the_range_is_a_usage_error(shop: Path, port: str) -> None:
     result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", port)
     assert result.returncode == 2

@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote
 
 import orjson
 import typer
@@ -43,6 +42,7 @@ from cerouter.cli.support import (
     note,
 )
 from cerouter.config.model import NatsSettings
+from cerouter.delivery.deadletter import REASON_HEADER, parse_deadletter
 from cerouter.errors import CerouterError
 from cerouter.nats.connection import connect_once, connect_service
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
@@ -391,8 +391,10 @@ def _show(msg: Msg, quiet: bool) -> None:
 
 def _deadletter_note(msg: Msg) -> str:
     # Dead letters are the original message plus cerouter-* headers: show why it is there.
-    headers = msg.headers or {}
-    reason = headers.get("cerouter-reason")
-    if reason is None:
+    if not msg.headers or REASON_HEADER not in msg.headers:
         return ""
-    return f" (dead letter, {headers.get('cerouter-deadletter', '?')}: {unquote(reason)})"
+    record = parse_deadletter(msg.headers, b"", subject=msg.subject)
+    reason = record.reason or msg.headers.get(REASON_HEADER)
+    where = f", route {record.route}" if record.route else ""
+    where += f", queue {record.queue}" if record.queue else ""
+    return f" (dead letter, {reason}{where}: {record.detail})"

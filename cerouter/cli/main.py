@@ -17,8 +17,8 @@ try:  # typer 0.2x vendors click
     from typer._click import Context
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older typer, on click itself
-    from click import Context  # type: ignore[import-not-found, no-redef, unused-ignore]
-    from click.exceptions import (  # type: ignore[import-not-found, no-redef, unused-ignore]
+    from click import Context  # type: ignore[import-not-found, no-redef, assignment, unused-ignore]
+    from click.exceptions import (  # type: ignore[import-not-found, no-redef, assignment, unused-ignore]
         NoArgsIsHelpError,
         UsageError,
     )

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from cerouter import __version__
-from cerouter.cli.support import NatsUrlOption, fail
+from cerouter.cli.support import NatsUrlOption, PortOption, fail
 from cerouter.config.load import load_router_config
 from cerouter.config.model import RouterConfig
 from cerouter.errors import CerouterError, ConfigError
@@ -45,14 +45,10 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def run(
+    ctx: typer.Context,
     routes: Annotated[Path, typer.Option(help="The routes file.")] = Path("routes.yaml"),
     nats_url: NatsUrlOption = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=65535, help=f"Embedded server's client port [default: {DEFAULT_PORT}]."
-        ),
-    ] = None,
+    port: PortOption = DEFAULT_PORT,
     store_dir: Annotated[Path, typer.Option(help="Embedded server's JetStream store.")] = Path(
         ".cerouter/jetstream"
     ),
@@ -77,14 +73,16 @@ def run(
     except ConfigError as exc:
         fail("run", str(exc), 2)
     urls = tuple(nats_url or config.nats.urls)
-    if urls and port is not None:
+    source = ctx.get_parameter_source("port")
+    port_given = source is not None and source.name != "DEFAULT"
+    if urls and port_given:
         fail(
             "run",
             "--port is for the embedded server, but a NATS URL was given (--nats-url, "
             "CEROUTER_NATS_URL or nats.urls in routes.yaml), so cerouter joins that server",
             2,
         )
-    embedded = None if urls else ServerConfig(DEFAULT_HOST, port or DEFAULT_PORT, store_dir)
+    embedded = None if urls else ServerConfig(DEFAULT_HOST, port, store_dir)
     options = RouterOptions(urls=urls or None, max_hops=max_hops)
     try:
         run_loop(_serve(routes, config, registry, options, embedded, watch))

@@ -20,7 +20,19 @@ from typing import Annotated
 import typer
 
 from cerouter import __version__
-from cerouter.cli.support import NatsUrlOption, fail, nats_urls
+from cerouter.cli.support import (
+    CredsOption,
+    NatsRoutesOption,
+    NatsUrlOption,
+    PasswordOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TokenOption,
+    UserOption,
+    fail,
+    nats_settings,
+)
 from cerouter.errors import CerouterError
 from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
 from cerouter.worker import Worker, WorkerApp
@@ -44,6 +56,14 @@ def worker(
         typer.Option(min=1, help="Events each handler runs at once (for handlers that set none)."),
     ] = None,
     nats_url: NatsUrlOption = None,
+    routes: NatsRoutesOption = None,
+    creds: CredsOption = None,
+    token: TokenOption = None,
+    user: UserOption = None,
+    password: PasswordOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[
         LogLevel, typer.Option(help="Lowest level logged (debug: also each ignored event).")
@@ -59,20 +79,24 @@ def worker(
         app = load_app(target)
     except CerouterError as exc:
         fail(COMMAND, str(exc))
-    urls = nats_urls(nats_url)
+    settings = nats_settings(
+        COMMAND, urls=nats_url, routes=routes, creds=creds, token=token, user=user,
+        password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+        name=f"cerouter-worker-{app.name}",
+    )  # fmt: skip
 
     def ready(running: Worker) -> None:
         queues = ", ".join(
             f"{q.name} ({'durable' if q.durable else 'core'}, {q.subject})" for q in running.queues
         )
-        where = running.nc.connected_url.geturl() if running.nc.connected_url else urls[0]
+        where = running.nc.connected_url.geturl() if running.nc.connected_url else ""
         log.info(
             "worker ready", app=app.name, url=where, queues=queues, version=__version__,
             pid=os.getpid(),
         )  # fmt: skip
 
     try:
-        stats = asyncio.run(app.serve(urls, concurrency=concurrency, on_ready=ready))
+        stats = asyncio.run(app.serve(settings=settings, concurrency=concurrency, on_ready=ready))
     except CerouterError as exc:
         fail(COMMAND, str(exc))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed

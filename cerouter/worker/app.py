@@ -213,13 +213,15 @@ class WorkerApp:
         self,
         urls: Sequence[str] = (DEFAULT_URL,),
         *,
+        settings: NatsSettings | None = None,
         concurrency: int | None = None,
         stop: asyncio.Event | None = None,
         on_ready: Callable[[Worker], None] | None = None,
     ) -> WorkerStats:
         """Connect, run until SIGINT/SIGTERM (or ``stop`` is set), drain, close; return the stats.
 
-        Raises :class:`~cerouter.errors.ServerError` when no server answers at start-up; once
+        ``settings`` (credentials, TLS, URLs) replaces ``urls`` when given. Raises
+        :class:`~cerouter.errors.ServerError` when no server answers at start-up; once
         connected, the worker reconnects on its own. ``on_ready`` is called once subscribed.
         """
         self._check_runnable(concurrency)
@@ -228,7 +230,10 @@ class WorkerApp:
             lifecycle.stop = stop
         lifecycle.install_signals()  # before connecting: a SIGTERM during start-up still drains
         try:
-            nc = await connect_worker(urls, name=f"cerouter-worker-{self.name}")
+            settings = settings or NatsSettings(
+                urls=tuple(urls), name=f"cerouter-worker-{self.name}"
+            )
+            nc = await connect_service(settings, on_event=_log_connection)
             try:
                 worker = Worker(self, nc, concurrency=concurrency)
                 async with worker:
