@@ -11,9 +11,6 @@ from nats.aio.client import Client
 
 from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
 
 @pytest.fixture(scope="module")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
