@@ -115,8 +115,8 @@ async def _serve(
         await router.start()
         try:
             url = router.nc.connected_url.geturl() if router.nc.connected_url else "?"
-            note(f"cerouter routing {len(config.routes)} routes from {path}; publish to {url}")
-            await _wait(router, path, baseline)
+            ready = f"cerouter routing {len(config.routes)} routes from {path}; publish to {url}"
+            await _wait(router, path, baseline, ready)
         finally:
             await router.stop()
     finally:
@@ -124,13 +124,14 @@ async def _serve(
             await server.__aexit__(None, None, None)
 
 
-async def _wait(router: Router, path: Path, baseline: Fingerprint | None) -> None:
+async def _wait(router: Router, path: Path, baseline: Fingerprint | None, ready: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
+    note(ready)  # only now: a SIGHUP or SIGTERM sent on seeing this line must not kill us
     watcher = (
         asyncio.create_task(_watch(path, router, reload, baseline))
         if baseline is not None
