@@ -10,6 +10,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import decode, from_message
+from cerouter.nats.connection import full_flush
 from cerouter.nats.embedded import EmbeddedServer
 from tests.routerkit import (
     Inbox,
@@ -184,6 +185,7 @@ async def test_request_reply_through_the_router(
         await msg.respond(orjson.dumps(reply))
 
     await nc.subscribe("answers.life", cb=answer)
+    await full_flush(nc)
     async with running_router(fresh_server.url, routes):
         q = orjson.dumps(event("com.example.question", id_="q1", subject="life"))
         reply = await nc.request(
@@ -202,6 +204,7 @@ async def test_request_failures_answer_with_an_error_event(
         return None
 
     await nc.subscribe("answers.slow", cb=never)
+    await full_flush(nc)
     async with running_router(fresh_server.url, routes):
         q = orjson.dumps(event("com.example.question", id_="q2", subject=subject))
         reply = await nc.request(

@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import from_message
+from cerouter.nats.connection import full_flush
 from cerouter.nats.embedded import EmbeddedServer
 from tests.helpers import CliProcess
 from tests.routerkit import (
@@ -81,6 +82,7 @@ async def test_failing_destination_is_retried_with_growing_delay_then_dead_lette
         seen.append(time.monotonic())
 
     await nc.subscribe("answers.slow", cb=silent)
+    await full_flush(nc)
     async with running_router(nats_url, routes, retry_initial=0.3, retry_max=5):
         await js_publish(nc, 1, type_="com.example.question")
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)

@@ -29,7 +29,7 @@ from cerouter.binding import (
 )
 from cerouter.cli.support import NatsUrlOption, fail, nats_urls, note
 from cerouter.errors import CerouterError
-from cerouter.nats.connection import connect_once
+from cerouter.nats.connection import connect_once, full_flush
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
 from cerouter.timestamps import format_timestamp, is_rfc3339
 
@@ -280,7 +280,7 @@ async def _sub(
     try:
         for subject in subjects:
             await nc.subscribe(subject, queue=queue or "", cb=on_message)
-        await nc.flush()
+        await full_flush(nc)  # subscribed for real before "listening" is printed
         where = nc.connected_url.geturl() if nc.connected_url else urls[0]
         note(f"cerouter sub: listening on {' '.join(subjects)} at {where}")
         with contextlib.suppress(TimeoutError):

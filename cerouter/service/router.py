@@ -33,7 +33,7 @@ from cerouter.delivery.deadletter import build_deadletter
 from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, settle, wait_all
 from cerouter.errors import CerouterError
 from cerouter.ingress.jetstream import JetStreamIngress
-from cerouter.nats.connection import connect_service
+from cerouter.nats.connection import connect_service, full_flush
 from cerouter.nats.jspub import JetStreamPublisher
 from cerouter.nats.provision import provision_streams
 from cerouter.pipeline import Decision, Pipeline, Rejection
@@ -128,7 +128,7 @@ class Router:
             puller = JetStreamIngress(self._nc, self._js, spec, self._process_batch)
             await puller.start()
             self._ingresses.append(puller)
-        await self._nc.flush()
+        await full_flush(self._nc)  # subscribed for real before anyone is told we are started
         self._stats_task = asyncio.create_task(self._report_stats())
         log.info(
             "router started",

@@ -24,6 +24,7 @@ from nats.aio.subscription import Subscription
 from cerouter.binding import DecodedEvent, Mode, decode, to_sdk
 from cerouter.delivery.worker_deadletter import DeadLetterTarget, ensure_stream
 from cerouter.errors import BindingError, CerouterError
+from cerouter.nats.connection import full_flush
 from cerouter.nats.pull import PullConsumer
 from cerouter.worker.jetstream import KeepAlive, ensure_consumer, find_stream
 from cerouter.worker.outlets import Outlets
@@ -102,7 +103,7 @@ class Worker:
                     await self._start_durable(queue)
                 else:
                     await self._start_core(queue)
-            await self.nc.flush()
+            await full_flush(self.nc)  # subscribed for real before on_ready says so
         except BaseException:
             await self.drain(grace=1.0)
             raise
