@@ -27,6 +27,14 @@ settings.register_profile("ci", settings.get_profile("dev"), database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+@pytest.fixture(autouse=True)
+def _without_the_users_cerouter_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's ``CEROUTER_*`` variables (``CEROUTER_NATS_URL`` naming their own server) must not
+    redirect a test, in-process or in a CLI subprocess (those inherit ``os.environ``)."""
+    for name in [name for name in os.environ if name.startswith("CEROUTER_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
     """A real nats-server with JetStream on a random port and a temporary store."""

@@ -52,11 +52,14 @@ class RunningRouter:
 
 @pytest.fixture
 async def router(shop: Path) -> AsyncIterator[RunningRouter]:
-    port = free_port()
-    proc = CliProcess("run", "--port", str(port), "--log-format", "json", cwd=shop)
+    # Its own directory, store and port (-1: the server picks a free one, named in the ready
+    # line), so a router the user runs from the README (127.0.0.1:4222) is no obstacle.
+    proc = CliProcess(
+        "run", "--port", "-1", "--store-dir", str(shop / "js"), "--log-format", "json", cwd=shop
+    )
     try:
-        await asyncio.to_thread(proc.wait_for_stderr, "cerouter routing 8 routes")
-        yield RunningRouter(proc, f"nats://127.0.0.1:{port}")
+        ready = await asyncio.to_thread(proc.wait_for_stderr, "cerouter routing 8 routes")
+        yield RunningRouter(proc, ready.rsplit("publish to ", 1)[1])
     finally:
         if proc.proc.poll() is None:
             proc.proc.send_signal(signal.SIGTERM)
@@ -185,7 +188,10 @@ def test_run_reports_a_broken_routes_file_in_one_line(shop: Path) -> None:
     (shop / "routes.yaml").write_text(
         "version: 1\nroutes:\n  - name: x\n    match: {type: a}\n    to: {subjet: b}\n"
     )
-    result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", str(free_port()))
+    result = run_cli(
+        "run", "--routes", str(shop / "routes.yaml"), "--port", str(free_port()),
+        "--store-dir", str(shop / "js"), cwd=shop,
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert (
@@ -199,7 +205,10 @@ def test_run_reports_a_taken_port(shop: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", str(port))
+        result = run_cli(
+            "run", "--routes", str(shop / "routes.yaml"), "--port", str(port),
+            "--store-dir", str(shop / "js"), cwd=shop,
+        )  # fmt: skip
     assert result.returncode == 1
     assert (
         f"port {port} on 127.0.0.1 is already in use (choose another with --port)" in result.stderr
@@ -208,8 +217,9 @@ def test_run_reports_a_taken_port(shop: Path) -> None:
 
 async def test_watch_reloads_when_routes_yaml_changes(shop: Path) -> None:
     proc = CliProcess(
-        "run", "--port", str(free_port()), "--watch", "--log-format", "json", cwd=shop
-    )
+        "run", "--port", "-1", "--store-dir", str(shop / "js"), "--watch", "--log-format", "json",
+        cwd=shop,
+    )  # fmt: skip
     try:
         await proc.wait_for_stderr_async("cerouter routing 8 routes")
         routes = shop / "routes.yaml"

@@ -106,7 +106,7 @@ async def test_sigterm_during_a_burst_loses_nothing(
 ) -> None:
     total = 3000
     router = CliProcess("run", "--routes", str(routes), "--nats-url", fresh_server.url,
-                        "--log-format", "json")  # fmt: skip
+                        "--log-format", "json", cwd=routes.parent)  # fmt: skip
     try:
         await asyncio.to_thread(router.wait_for_stderr, "cerouter routing")
         await js_publish(nc, total)
