@@ -27,7 +27,7 @@ def conformance_dir(envvar: str, default: Path, what: str, how: str) -> Path:
     if path.is_dir():
         return path
     if named:
-        pytest.fail(f"{envvar}={named}: not a directory ({what})", pytrace=False)
+        pytest.fail(f"{envvar}={named}: not a directory (the {what})", pytrace=False)
     reason = f"{what} not found at {path}; {how}, then set {envvar} to its path"
     if os.environ.get(REQUIRE_ENVVAR) == "1":
         pytest.fail(f"{reason} ({REQUIRE_ENVVAR}=1: it is required)", pytrace=False)

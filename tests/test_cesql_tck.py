@@ -23,7 +23,7 @@ from tests.external import REPO, conformance_dir
 TCK_DIR = conformance_dir(
     "CEROUTER_CESQL_TCK",
     REPO.parent / "shared" / "conformance" / "cesql_tck",
-    "the CESQL TCK",
+    "CESQL TCK",
     "git clone -b cesql@v1.0.0 https://github.com/cloudevents/spec (it is spec/cesql/cesql_tck)",
 )
 
