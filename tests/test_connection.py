@@ -15,7 +15,7 @@ from cerouter.nats.connection import full_flush
 pytestmark = pytest.mark.nats
 
 
-def record_writes(nc: Client) -> list[bytes]:
+def record_writes(nc: Client, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every chunk nats-py hands its socket from now on, in order."""
     transport = nc._transport
     assert transport is not None
@@ -31,15 +31,17 @@ def record_writes(nc: Client) -> list[bytes]:
         written.append(b"".join(chunks))
         writelines(chunks)
 
-    transport.write = record  # type: ignore[method-assign]
-    transport.writelines = record_lines  # type: ignore[method-assign]
+    monkeypatch.setattr(transport, "write", record)
+    monkeypatch.setattr(transport, "writelines", record_lines)
     return written
 
 
-async def test_a_ping_follows_the_subscription_on_the_wire(nc: Client) -> None:
+async def test_a_ping_follows_the_subscription_on_the_wire(
+    nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The server answers PINGs in order, so a PONG for a PING sent after the SUB proves the
     # subscription is registered. nats-py's flush() alone writes its PING ahead of the SUB.
-    written = record_writes(nc)
+    written = record_writes(nc, monkeypatch)
     await nc.subscribe("full.flush")
     await full_flush(nc)
     wire = b"".join(written)

@@ -104,9 +104,11 @@ async def test_a_valid_order_reaches_every_destination(
     [order] = await stream_messages(client, "ORDERS", count=1)
     [work] = await stream_messages(client, "BILLING", count=1)
     sent = orjson.loads((EVENTS / "order-created.json").read_bytes())
+    assert report.headers is not None
     assert report.headers["ce-id"] == sent["id"]  # same mode as received: binary
     assert audit.subject == "audit.com_example_order_created"
     assert orjson.loads(audit.data)["id"] == sent["id"]  # mode: structured
+    assert order.headers is not None
     assert order.headers["ce-type"] == "com.example.order.created"  # mode: binary
     assert work.subject == "work.billing"
     assert from_message(work.headers, work.data).get_data() == sent["data"]
@@ -129,6 +131,7 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
         "deadletter.schema", "deadletter.envelope", "deadletter.unrouted", "deadletter.delivery",
     }  # fmt: skip
     schema = by_subject["deadletter.schema"]
+    assert schema.headers is not None
     assert (
         "data/items/0/price: -3 is less than the minimum of 0" in schema.headers["cerouter-reason"]
     )
@@ -136,8 +139,11 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
     assert orjson.loads(schema.data) == orjson.loads(
         (EVENTS / "order-created-invalid.json").read_bytes()
     )
-    assert "id: must not be empty" in by_subject["deadletter.envelope"].headers["cerouter-reason"]
+    envelope = by_subject["deadletter.envelope"]
+    assert envelope.headers is not None
+    assert "id: must not be empty" in envelope.headers["cerouter-reason"]
     delivery = by_subject["deadletter.delivery"]
+    assert delivery.headers is not None
     assert delivery.headers["cerouter-route"] == "bill-new-orders"
     assert "no responders" in delivery.headers["cerouter-reason"]
 

@@ -92,6 +92,7 @@ async def test_failing_destination_is_retried_with_growing_delay_then_dead_lette
     assert gaps[0] >= 0.2 + 0.3 - 0.05
     assert gaps[1] >= 0.2 + 0.6 - 0.05
     assert gaps[1] > gaps[0]
+    assert letter.headers is not None
     assert letter.headers["cerouter-deadletter"] == "delivery"
     assert letter.headers["cerouter-attempt"] == "3"
     assert letter.headers["cerouter-route"] == "ask"
