@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
 import pytest
+from hypothesis import HealthCheck, settings
 from nats.aio.client import Client
 
 from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# Hypothesis times examples with the wall clock; on a loaded 2-core machine a slow draw or a
+# scheduler pause is not a bug, so neither the per-example deadline nor the too_slow health
+# check applies.  The other health checks (filter_too_much, data_too_large, ...) point at badly
+# written strategies whatever the load, so they stay on.  Generation stays random (derandomize
+# off): each run explores new inputs, and a failure prints its seed and blob to reproduce it.
+# "dev" is the default; .ci/run selects "ci" (HYPOTHESIS_PROFILE=ci), which also keeps no example
+# database: every CI run starts from a fresh checkout, so the printed blob is what reproduces.
+settings.register_profile(
+    "dev", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("ci", settings.get_profile("dev"), database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _without_the_users_cerouter_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's ``CEROUTER_*`` variables (``CEROUTER_NATS_URL`` naming their own server) must not
+    redirect a test, in-process or in a CLI subprocess (those inherit ``os.environ``)."""
+    for name in [name for name in os.environ if name.startswith("CEROUTER_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="module")

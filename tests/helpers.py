@@ -7,6 +7,7 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,29 +27,39 @@ def wait_until(
 
 
 def run_cli(
-    *args: str, input: bytes | None = None, timeout: float = 30.0
+    *args: str, input: bytes | None = None, timeout: float = 30.0, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``cerouter ARGS`` to completion and capture its output."""
-    return subprocess.run(
-        [CEROUTER, *args],
-        input=input.decode() if input is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    """Run ``cerouter ARGS`` to completion and capture its output.
+
+    It runs in ``cwd``, else in an empty directory of its own: never in the directory pytest was
+    started from, where a user's routes.yaml or running router's store may be.
+    """
+    with tempfile.TemporaryDirectory(prefix="cerouter-cli-") as own:
+        return subprocess.run(
+            [CEROUTER, *args],
+            input=input.decode() if input is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "NO_COLOR": "1"},
+            cwd=cwd or own,
+        )
 
 
 class CliProcess:
-    """A long-running ``cerouter`` command whose stderr lines can be awaited."""
+    """A long-running ``cerouter`` command whose stderr lines can be awaited.
+
+    Like :func:`run_cli` it runs in ``cwd``, else in an empty directory of its own.
+    """
 
     def __init__(self, *args: str, cwd: Path | None = None) -> None:
+        self._own = tempfile.TemporaryDirectory(prefix="cerouter-cli-")
         self.proc = subprocess.Popen(
             [CEROUTER, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "NO_COLOR": "1"},
-            cwd=cwd,
+            cwd=cwd or self._own.name,
         )
         self.stderr_lines: list[str] = []
         self._buffer = b""
@@ -90,7 +101,8 @@ class CliProcess:
         return self.proc.returncode, out.decode(), "\n".join([*self.stderr_lines, rest])
 
     def kill(self) -> None:
-        """Stop the process if it still runs."""
+        """Stop the process if it still runs; remove its own directory."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._own.cleanup()

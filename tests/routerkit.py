@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.config.load import load_router_config
+from cerouter.nats.connection import full_flush
 from cerouter.service.core import RouterOptions
 from cerouter.service.router import Router
 from cerouter.service.serve import serve
@@ -43,8 +44,8 @@ def write_routes(tmp_path: Path, body: str) -> Path:
 async def running_router(url: str, routes: Path, **options: Any) -> AsyncIterator[Router]:
     """A started router on ``url`` using ``routes``; stopped (drained) on exit."""
     config, registry = load_router_config(routes)
-    options = RouterOptions(urls=(url,), **options)
-    async with serve(config, registry, options, reload_from=routes, signals=False) as service:
+    settings = RouterOptions(urls=(url,), **options)
+    async with serve(config, registry, settings, reload_from=routes, signals=False) as service:
         yield service.router
 
 
@@ -56,9 +57,10 @@ def event(type_: str = "com.example.thing", id_: str = "1", **extra: Any) -> dic
 async def publish(nc: Client, subject: str, body: dict[str, Any] | bytes, **kw: Any) -> None:
     """Publish a structured event (dict) or raw bytes and flush.
 
-    The flush *before* publishing matters: nats-server 2.15 can route a message from a connection
-    that was already open past a subscription another connection made moments ago (measured:
-    about 1 in 10); a round trip from the publishing connection first closes that window.
+    The flush *before* publishing is belt and braces for a subscriber on another connection that
+    confirmed its subscription with a plain ``flush()``, which does not prove it is registered
+    (see :func:`cerouter.nats.connection.full_flush`); the router and :class:`Inbox` use
+    ``full_flush``.
     """
     await nc.flush()
     payload = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -81,7 +83,7 @@ class Inbox:
         """Subscribe a new inbox."""
         inbox = cls()
         await nc.subscribe(subject, queue=queue, cb=inbox._add)
-        await nc.flush()
+        await full_flush(nc)  # registered before another connection publishes
         return inbox
 
     async def _add(self, msg: Msg) -> None:

@@ -6,12 +6,14 @@ import asyncio
 import json
 import signal
 import socket
+from pathlib import Path
 
 import orjson
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from cerouter.nats.connection import full_flush
 from cerouter.nats.embedded import EmbeddedServer
 from tests.helpers import CliProcess, run_cli
 
@@ -25,7 +27,7 @@ async def capture(nc: Client, subject: str) -> tuple[asyncio.Queue[Msg], object]
         await queue.put(msg)
 
     sub = await nc.subscribe(subject, cb=on_msg)
-    await nc.flush()
+    await full_flush(nc)
     return queue, sub
 
 
@@ -143,16 +145,12 @@ def test_publish_rejects_bad_input_before_connecting(args: list[str], message: s
     assert result.stderr.count("\n") == 1
 
 
-def test_server_command_runs_a_real_server_until_sigterm(tmp_path: object) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = CliProcess("server", "--port", str(port), "--store-dir", f"{tmp_path}/js")
+def test_server_command_runs_a_real_server_until_sigterm(tmp_path: Path) -> None:
+    server = CliProcess("server", "--port", "-1", "--store-dir", f"{tmp_path}/js", cwd=tmp_path)
     try:
-        server.wait_for_stderr(f"nats-server running at nats://127.0.0.1:{port}")
-        published = run_cli(
-            "publish", "ping", "--type", "t", "--source", "s", "-s", f"nats://127.0.0.1:{port}"
-        )
+        ready = server.wait_for_stderr("nats-server running at nats://127.0.0.1:")
+        url = ready.split("running at ", 1)[1].split()[0]
+        published = run_cli("publish", "ping", "--type", "t", "--source", "s", "-s", url)
         assert published.returncode == 0, published.stderr
         server.proc.send_signal(signal.SIGTERM)
         code, _, err = server.finish()
@@ -162,8 +160,10 @@ def test_server_command_runs_a_real_server_until_sigterm(tmp_path: object) -> No
     assert "nats-server stopped" in err
 
 
-def test_server_command_reports_a_taken_port(nats_server: EmbeddedServer) -> None:
-    result = run_cli("server", "--port", str(nats_server.port))
+def test_server_command_reports_a_taken_port(nats_server: EmbeddedServer, tmp_path: Path) -> None:
+    result = run_cli(
+        "server", "--port", str(nats_server.port), "--store-dir", str(tmp_path / "js"), cwd=tmp_path
+    )
     assert result.returncode == 1
     assert f"port {nats_server.port} on 127.0.0.1 is already in use" in result.stderr
     assert "--port" in result.stderr

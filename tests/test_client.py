@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from cerouter.binding import Mode, from_message
 from cerouter.client import Client, dedupe_id
 from cerouter.errors import DeliveryError, ServerError
+from cerouter.nats.connection import full_flush
 from tests.test_worker_support import order_event, unique, workqueue
 
 pytestmark = pytest.mark.nats
@@ -25,7 +26,7 @@ async def capture(nc: Nats, subject: str) -> asyncio.Queue[Msg]:
         await queue.put(msg)
 
     await nc.subscribe(subject, cb=on_msg)
-    await nc.flush()
+    await full_flush(nc)
     return queue
 
 

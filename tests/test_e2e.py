@@ -8,6 +8,7 @@ sends the example events, and a plain nats-py client checks where each one went.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import socket
@@ -52,11 +53,14 @@ class RunningRouter:
 
 @pytest.fixture
 async def router(shop: Path) -> AsyncIterator[RunningRouter]:
-    port = free_port()
-    proc = CliProcess("run", "--port", str(port), "--log-format", "json", cwd=shop)
+    # Its own directory, store and port (-1: the server picks a free one, named in the ready
+    # line), so a router the user runs from the README (127.0.0.1:4222) is no obstacle.
+    proc = CliProcess(
+        "run", "--port", "-1", "--store-dir", str(shop / "js"), "--log-format", "json", cwd=shop
+    )
     try:
-        await asyncio.to_thread(proc.wait_for_stderr, "cerouter ready")
-        yield RunningRouter(proc, f"nats://127.0.0.1:{port}")
+        ready = await asyncio.to_thread(proc.wait_for_stderr, '"cerouter ready"')
+        yield RunningRouter(proc, json.loads(ready)["url"])
     finally:
         if proc.proc.poll() is None:
             proc.proc.send_signal(signal.SIGTERM)
@@ -101,9 +105,11 @@ async def test_a_valid_order_reaches_every_destination(
     [order] = await stream_messages(client, "ORDERS", count=1)
     [work] = await stream_messages(client, "BILLING", count=1)
     sent = orjson.loads((EVENTS / "order-created.json").read_bytes())
+    assert report.headers is not None
     assert report.headers["ce-id"] == sent["id"]  # same mode as received: binary
     assert audit.subject == "audit.com_example_order_created"
     assert orjson.loads(audit.data)["id"] == sent["id"]  # mode: structured
+    assert order.headers is not None
     assert order.headers["ce-type"] == "com.example.order.created"  # mode: binary
     assert work.subject == "work.billing"
     assert from_message(work.headers, work.data).get_data() == sent["data"]
@@ -131,6 +137,7 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
         "deadletter.schema", "deadletter.envelope", "deadletter.unrouted", "deadletter.delivery",
     }  # fmt: skip
     schema = by_subject["deadletter.schema"]
+    assert schema.headers is not None
     assert (
         "data/items/0/price: -3 is less than the minimum of 0" in schema.headers["cerouter-reason"]
     )
@@ -138,8 +145,11 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
     assert orjson.loads(schema.data) == orjson.loads(
         (EVENTS / "order-created-invalid.json").read_bytes()
     )
-    assert "id: must not be empty" in by_subject["deadletter.envelope"].headers["cerouter-reason"]
+    envelope = by_subject["deadletter.envelope"]
+    assert envelope.headers is not None
+    assert "id: must not be empty" in envelope.headers["cerouter-reason"]
     delivery = by_subject["deadletter.delivery"]
+    assert delivery.headers is not None
     assert delivery.headers["cerouter-route"] == "bill-new-orders"
     assert "no responders" in delivery.headers["cerouter-reason"]
 
@@ -190,7 +200,10 @@ def test_run_reports_a_broken_routes_file_in_one_line(shop: Path) -> None:
     (shop / "routes.yaml").write_text(
         "version: 1\nroutes:\n  - name: x\n    match: {type: a}\n    to: {subjet: b}\n"
     )
-    result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", str(free_port()))
+    result = run_cli(
+        "run", "--routes", str(shop / "routes.yaml"), "--port", str(free_port()),
+        "--store-dir", str(shop / "js"), cwd=shop,
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert (
@@ -204,7 +217,10 @@ def test_run_reports_a_taken_port(shop: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        result = run_cli("run", "--routes", str(shop / "routes.yaml"), "--port", str(port))
+        result = run_cli(
+            "run", "--routes", str(shop / "routes.yaml"), "--port", str(port),
+            "--store-dir", str(shop / "js"), cwd=shop,
+        )  # fmt: skip
     assert result.returncode == 1
     assert (
         f"port {port} on 127.0.0.1 is already in use (choose another with --port)" in result.stderr
@@ -213,8 +229,9 @@ def test_run_reports_a_taken_port(shop: Path) -> None:
 
 async def test_watch_reloads_when_routes_yaml_changes(shop: Path) -> None:
     proc = CliProcess(
-        "run", "--port", str(free_port()), "--watch", "--log-format", "json", cwd=shop
-    )
+        "run", "--port", "-1", "--store-dir", str(shop / "js"), "--watch", "--log-format", "json",
+        cwd=shop,
+    )  # fmt: skip
     try:
         await proc.wait_for_stderr_async("cerouter ready")
         routes = shop / "routes.yaml"

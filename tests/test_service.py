@@ -10,6 +10,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import decode, from_message
+from cerouter.nats.connection import full_flush
 from cerouter.nats.embedded import EmbeddedServer
 from tests.routerkit import (
     Inbox,
@@ -78,6 +79,7 @@ async def test_each_output_mode(fresh_server: EmbeddedServer, nc: Client, routes
         [b] = await binary.wait(1)
     assert decode(s.headers, s.data).mode.value == "structured"
     assert orjson.loads(st.data)["tenant"] == "acme"
+    assert b.headers is not None
     assert b.headers["ce-tenant"] == "acme"
     assert b.headers["ce-datacontenttype"] == "application/json"
     assert orjson.loads(b.data) == {"n": 1}
@@ -114,8 +116,10 @@ async def test_binary_input_stays_binary_and_converts_to_structured(
         [s] = await same.wait(1)
         [st] = await structured.wait(1)
     assert s.data == b'{"n": 3}'
+    assert s.headers is not None
     assert s.headers["ce-id"] == "b1"
     assert orjson.loads(st.data)["data"] == {"n": 3}
+    assert st.headers is not None
     assert st.headers["Content-Type"] == "application/cloudevents+json"
 
 
@@ -138,6 +142,7 @@ async def test_stream_destination_with_dedupe_id(
         await publish(nc, "in.x", event(id_="other", data={"n": 1}))
         msgs = await stream_messages(nc, "THINGS", count=2)
     assert [from_message(m.headers, m.data).get_id() for m in msgs] == ["dup", "other"]
+    assert msgs[0].headers is not None
     assert msgs[0].headers["Nats-Msg-Id"]
     info = await nc.jetstream().stream_info("THINGS")
     assert info.state.messages == 2
@@ -184,6 +189,7 @@ async def test_request_reply_through_the_router(
         await msg.respond(orjson.dumps(reply))
 
     await nc.subscribe("answers.life", cb=answer)
+    await full_flush(nc)
     async with running_router(fresh_server.url, routes):
         q = orjson.dumps(event("com.example.question", id_="q1", subject="life"))
         reply = await nc.request(
@@ -202,6 +208,7 @@ async def test_request_failures_answer_with_an_error_event(
         return None
 
     await nc.subscribe("answers.slow", cb=never)
+    await full_flush(nc)
     async with running_router(fresh_server.url, routes):
         q = orjson.dumps(event("com.example.question", id_="q2", subject=subject))
         reply = await nc.request(
@@ -210,6 +217,9 @@ async def test_request_failures_answer_with_an_error_event(
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
     answer = from_message(reply.headers, reply.data)
     assert answer.get_type() == "io.cerouter.error"
-    assert expected in answer.get_data()["error"]  # type: ignore[index]
+    data = answer.get_data()
+    assert isinstance(data, dict)
+    assert expected in data["error"]
+    assert letter.headers is not None
     assert letter.headers["cerouter-deadletter"] == "delivery"
     assert expected in letter.headers["cerouter-reason"]

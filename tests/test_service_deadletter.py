@@ -64,6 +64,7 @@ async def test_each_dead_letter_reason(
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
     assert letter.subject == f"deadletter.{reason}"
     assert letter.data == payload  # the original bytes, untouched
+    assert letter.headers is not None
     assert letter.headers["x-trace"] == "t-1"  # the original headers too
     assert letter.headers["cerouter-deadletter"] == reason
     assert letter.headers["cerouter-stage"] == stage
@@ -80,6 +81,7 @@ async def test_route_schema_failure_names_the_route(
     async with running_router(nats_url, routes):
         await publish(nc, "in.x", event("com.example.strict", data={"n": "many"}))
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    assert letter.headers is not None
     assert letter.headers["cerouter-route"] == "strict"
 
 
@@ -88,6 +90,7 @@ async def test_routing_loop_is_dead_lettered(nc: Client, nats_url: str, routes: 
         await publish(nc, "in.start", event("com.example.loop"))
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
     assert letter.subject == "deadletter.loop"
+    assert letter.headers is not None
     assert letter.headers["cerouter-hops"] == "3"
     assert "forwarded 3 times" in letter.headers["cerouter-reason"]
 
@@ -98,6 +101,7 @@ async def test_non_ascii_reasons_stay_valid_headers(
     async with running_router(nats_url, routes):
         await publish(nc, "in.x", event("com.example.ünrouted"))
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    assert letter.headers is not None
     assert all(32 <= ord(c) < 127 for c in letter.headers["cerouter-reason"])
     assert "%C3%BC" in letter.headers["cerouter-reason"]
 

@@ -67,8 +67,10 @@ async def test_producer_jetstream_headers_are_not_forwarded(
         await publish(nc, "in.x", b"not an event", headers=hostile)
         [kept] = await stream_messages(nc, "OUT", count=1)
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    assert kept.headers is not None
     assert "Nats-Expected-Last-Sequence" not in kept.headers
     assert "Nats-Rollup" not in kept.headers
+    assert letter.headers is not None
     assert letter.headers["cerouter-deadletter"] == "binding"
     assert letter.headers["cerouter-msg-id"] == "producer-id"
     assert "Nats-Rollup" not in letter.headers
@@ -91,6 +93,7 @@ async def test_a_destination_that_cannot_be_tried_does_not_stop_the_others(
         [forwarded] = await same.wait(1)
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
     assert forwarded.data == b"{not json"
+    assert letter.headers is not None
     assert letter.headers["cerouter-deadletter"] == "delivery"
     assert letter.headers["cerouter-destination"] == "plain.structured"
     assert "not valid JSON" in letter.headers["cerouter-reason"]
@@ -149,6 +152,7 @@ async def test_last_attempt_survives_a_deadletter_stream_that_cannot_be_recreate
         await eventually(stored, what="the event to reach the re-created dead-letter stream")
     [letter] = await stream_messages(nc, "DEADLETTER", count=1)
     assert from_message(letter.headers, letter.data).get_id() == "q"
+    assert letter.headers is not None
     assert int(letter.headers["cerouter-attempt"]) >= 2
 
 
@@ -197,5 +201,6 @@ async def test_a_bug_in_a_check_dead_letters_instead_of_losing_the_event(
     async with running_router(nats_url, routes):
         await publish(nc, "in.x", event("com.example.item"))
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    assert letter.headers is not None
     assert letter.headers["cerouter-deadletter"] == "internal"
     assert "RuntimeError: boom" in letter.headers["cerouter-reason"]

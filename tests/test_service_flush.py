@@ -58,7 +58,7 @@ async def test_a_failed_flush_is_a_retry_not_an_ack(
 
         async def acked() -> bool:
             info = await nc.jetstream().consumer_info("EVENTS", "routers")
-            return info.num_ack_pending == 0 and info.num_pending == 0
+            return bool(info.num_ack_pending == 0 and info.num_pending == 0)
 
         await eventually(acked, what="the event acked")
         # At least once: the first attempt's publish may have left before the flush failed.

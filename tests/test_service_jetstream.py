@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import from_message
+from cerouter.nats.connection import full_flush
 from cerouter.nats.embedded import EmbeddedServer
 from tests.helpers import CliProcess
 from tests.routerkit import (
@@ -81,6 +82,7 @@ async def test_failing_destination_is_retried_with_growing_delay_then_dead_lette
         seen.append(time.monotonic())
 
     await nc.subscribe("answers.slow", cb=silent)
+    await full_flush(nc)
     async with running_router(nats_url, routes, retry_initial=0.3, retry_max=5):
         await js_publish(nc, 1, type_="com.example.question")
         [letter] = await stream_messages(nc, "DEADLETTER", count=1)
@@ -90,6 +92,7 @@ async def test_failing_destination_is_retried_with_growing_delay_then_dead_lette
     assert gaps[0] >= 0.2 + 0.3 - 0.05
     assert gaps[1] >= 0.2 + 0.6 - 0.05
     assert gaps[1] > gaps[0]
+    assert letter.headers is not None
     assert letter.headers["cerouter-deadletter"] == "delivery"
     assert letter.headers["cerouter-attempt"] == "3"
     assert letter.headers["cerouter-route"] == "ask"
@@ -104,7 +107,7 @@ async def test_sigterm_during_a_burst_loses_nothing(
 ) -> None:
     total = 3000
     router = CliProcess("run", "--routes", str(routes), "--nats-url", fresh_server.url,
-                        "--log-format", "json")  # fmt: skip
+                        "--log-format", "json", cwd=routes.parent)  # fmt: skip
     try:
         await asyncio.to_thread(router.wait_for_stderr, "cerouter ready")
         await js_publish(nc, total)

@@ -9,13 +9,14 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_validation.py"
 
 
-def test_the_benchmark_runs_and_prints_its_table() -> None:
+def test_the_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH), "--rounds", "1", "--min-time", "0.001"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "envelope + data, valid" in result.stdout

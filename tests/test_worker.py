@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from cerouter.binding import Mode
 from cerouter.client import Client
 from cerouter.errors import CerouterError
+from cerouter.nats.connection import full_flush
 from cerouter.timestamps import is_rfc3339
 from cerouter.worker import WorkerApp, current_delivery
 from tests.test_worker_support import (
@@ -253,7 +254,7 @@ async def test_returned_event_is_emitted_when_not_a_request(nc: Nats, nats_url: 
         await got.put(msg.data)
 
     await nc.subscribe(f"events.{queue}", cb=on_msg)
-    await nc.flush()
+    await full_flush(nc)
 
     @app.handler("com.example.order.paid", queue=queue)
     async def invoice(event: CloudEvent) -> CloudEvent:

@@ -71,10 +71,10 @@ async def consumer_settled(nc: Client, stream: str, consumer: str) -> bool:
 async def publisher(url: str) -> AsyncIterator[CeClient]:
     """A client on a connection opened *now*, after the workers subscribed.
 
-    nats-server 2.15 can miss a subscription made on another connection a moment earlier when a
-    connection that already existed publishes right after it (about 1 in 20 here, even with the
-    subscriber flushed; nats-io/nats-server#2150 describes the same); a connection opened after
-    the subscription never does. Core (at-most-once) tests publish through this.
+    A subscription confirmed with a plain ``flush()`` may not be registered yet (nats-py's PING
+    overtakes the queued SUB; see :func:`cerouter.nats.connection.full_flush`, which the worker
+    now uses); a connection opened afterwards adds round trips on top. Core (at-most-once) tests
+    publish through this.
     """
     client = await CeClient.connect(url, name="tests-publisher")
     try:

@@ -44,7 +44,7 @@ from cerouter.cli.support import (
 from cerouter.config.model import NatsSettings
 from cerouter.delivery.deadletter import REASON_HEADER, parse_deadletter
 from cerouter.errors import CerouterError
-from cerouter.nats.connection import connect_once, connect_service
+from cerouter.nats.connection import connect_once, connect_service, full_flush
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
 from cerouter.routing.subjects import SubjectError, check_subject
 from cerouter.timestamps import format_timestamp, is_rfc3339
@@ -365,7 +365,7 @@ async def _sub(
     try:
         for subject in subjects:
             await nc.subscribe(subject, queue=queue or "", cb=on_message)
-        await nc.flush()
+        await full_flush(nc)  # subscribed for real before "listening" is printed
         where = nc.connected_url.geturl() if nc.connected_url else where
         note(f"cerouter sub: listening on {' '.join(subjects)} at {where}")
         with contextlib.suppress(TimeoutError):

@@ -137,3 +137,16 @@ async def connect_service(
         raise _cannot_connect(options["servers"], cause) from None
     nc.options["max_reconnect_attempts"] = -1  # a router outlives any server restart
     return nc
+
+
+async def full_flush(nc: Client) -> None:
+    """Return once the server has processed every command sent on ``nc`` so far.
+
+    ``Client.flush()`` alone does not promise that for a subscription just made: nats-py 2.16
+    writes its PING straight to the socket, ahead of the SUB still queued for its flusher task,
+    so the PONG can come back before the server registered the subscription (and a message
+    another connection publishes then is lost).  The flusher has written the SUB by the time
+    that PONG is read, so a second PING goes out behind it and its PONG comes back after it.
+    """
+    await nc.flush()
+    await nc.flush()

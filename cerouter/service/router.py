@@ -27,7 +27,7 @@ from cerouter.ingress.base import Ingress
 from cerouter.ingress.core import CoreIngress
 from cerouter.ingress.jetstream import JetStreamIngress
 from cerouter.log import get_logger
-from cerouter.nats.connection import connect_service
+from cerouter.nats.connection import connect_service, full_flush
 from cerouter.nats.jspub import JetStreamPublisher
 from cerouter.nats.provision import provision_streams
 from cerouter.pipeline import Pipeline
@@ -112,7 +112,7 @@ class Router:
             self._ingresses.append(JetStreamIngress(nc, js, spec, core.handle_batch))
         for adapter in self._ingresses:
             await adapter.start()
-        await nc.flush()
+        await full_flush(nc)  # subscribed for real before anyone is told we are started
         self._stats_task = asyncio.create_task(self._report_stats())
         log.info(
             "router started",

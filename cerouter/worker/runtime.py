@@ -25,6 +25,7 @@ from cerouter.binding import DecodedEvent, Mode, decode, to_sdk
 from cerouter.delivery.deadletter_store import ensure_capture_stream
 from cerouter.errors import BindingError, CerouterError
 from cerouter.log import event_fields, get_logger
+from cerouter.nats.connection import full_flush
 from cerouter.nats.pull import PullConsumer
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.types import Reason
@@ -110,7 +111,7 @@ class Worker:
                     await self._start_durable(queue)
                 else:
                     await self._start_core(queue)
-            await self.nc.flush()
+            await full_flush(self.nc)  # subscribed for real before on_ready says so
         except BaseException:
             await self.drain(grace=1.0)
             raise
