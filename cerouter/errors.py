@@ -81,3 +81,8 @@ class PortInUseError(ServerError):
 
 class DeliveryError(CerouterError):
     """A destination did not accept an event (no responders, timeout, JetStream error)."""
+
+
+class TooLargeError(DeliveryError):
+    """A message with its headers would exceed the server's ``max_payload``: it was not sent
+    (sending it would make the server close the connection)."""

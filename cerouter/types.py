@@ -41,6 +41,8 @@ class Reason(StrEnum):
     DELIVERY = "delivery"  # a destination did not accept it
     INTERNAL = "internal"  # a bug in cerouter
     HANDLER = "handler"  # a worker's handler failed on every attempt
+    TOO_LARGE = "too-large"  # with cerouter's headers it exceeds the server's max_payload
+    CONFLICT = "conflict"  # another event with the same source and id is already stored
 
 
 class Settler(Protocol):
@@ -49,6 +51,11 @@ class Settler(Protocol):
     @property
     def attempt(self) -> int:
         """Which delivery of the message this is: 1 the first time."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """What identifies this message across redeliveries (e.g. ``EVENTS:1234``)."""
         ...
 
     async def ack(self) -> None:
@@ -82,6 +89,12 @@ class Inbound:
     def attempt(self) -> int:
         """Which delivery of this message this is (1 the first time; always 1 without retries)."""
         return 1 if self.settler is None else self.settler.attempt
+
+    @property
+    def identity(self) -> str | None:
+        """The message's identity across redeliveries; ``None`` when it has none (core NATS:
+        every message is a new one)."""
+        return None if self.settler is None else self.settler.identity
 
     @property
     def retryable(self) -> bool:

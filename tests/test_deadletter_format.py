@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from cerouter.delivery.deadletter import build_deadletter, header_value, parse_deadletter
 from cerouter.pipeline import Rejection
 from cerouter.routing.subjects import SubjectTemplate
@@ -87,16 +89,62 @@ def test_parse_never_raises_on_foreign_or_damaged_headers() -> None:
     assert parse_deadletter(None, b"raw").payload == b"raw"
 
 
-def test_the_same_rejection_of_the_same_event_gets_the_same_id() -> None:
-    attrs = {"id": "1", "source": "/s"}
+def test_a_redelivered_message_gets_the_same_id_and_every_other_message_its_own() -> None:
     one = Rejection(Reason.SCHEMA, Stage.DATA, "a")
-    first = build_deadletter(TARGET, one, subject="s", headers=None, payload=b"1", attributes=attrs)
-    again = build_deadletter(TARGET, one, subject="s", headers=None, payload=b"2", attributes=attrs)
-    other = Rejection(Reason.ENVELOPE, Stage.ENVELOPE, "a")
-    third = build_deadletter(
-        TARGET, other, subject="s", headers=None, payload=b"1", attributes=attrs
-    )
-    assert first.msg_id == again.msg_id != third.msg_id
+    attrs = {"id": "1", "source": "/s"}  # the same source+id: still different messages
+
+    def letter(identity: str | None, rejection: Rejection = one) -> str:
+        return build_deadletter(
+            TARGET, rejection, subject="s", headers=None, payload=b"{}", attributes=attrs,
+            identity=identity,
+        ).msg_id  # fmt: skip
+
+    assert letter("EVENTS:7") == letter("EVENTS:7"), "a redelivery is stored once"
+    assert letter("EVENTS:7") != letter("EVENTS:8")
+    assert letter("EVENTS:7") != letter("EVENTS:7", Rejection(Reason.ENVELOPE, Stage.ENVELOPE, "a"))
+    assert letter(None) != letter(None), "core messages are never collapsed, even identical ones"
+
+
+def test_headers_jetstream_would_refuse_are_kept_in_an_envelope() -> None:
+    odd = {"X(odd)": "1", "ce-id": "o-1", "Big": "x" * 70_000}
+    letter = build_deadletter(
+        TARGET, Rejection(Reason.BINDING, Stage.BINDING, "not a CloudEvent"), subject="in.x",
+        headers=odd, payload=b"\x00raw", identity="EVENTS:1",
+    )  # fmt: skip
+    assert not any(k in letter.headers for k in odd)
+    assert sum(len(k) + len(v) for k, v in letter.headers.items()) < 4096
+    record = parse_deadletter(letter.headers, letter.payload)
+    assert record.headers == odd
+    assert record.payload == b"\x00raw"
+    assert record.origin == "EVENTS:1"
+
+
+def test_status_headers_are_renamed_and_recoverable() -> None:
+    letter = build_deadletter(
+        TARGET, Rejection(Reason.UNROUTED, Stage.ROUTING, "no route"), subject="in.x",
+        headers={"Status": "503", "Description": "no responders", "ce-id": "1"}, payload=b"{}",
+    )  # fmt: skip
+    assert "Status" not in letter.headers
+    assert "Description" not in letter.headers
+    record = parse_deadletter(letter.headers, letter.payload)
+    assert record.headers == {"Status": "503", "Description": "no responders", "ce-id": "1"}
+
+
+@pytest.mark.parametrize("headers", [{"ce-id": "1"}, {"X(odd)": "y"}], ids=["plain", "envelope"])
+def test_a_letter_over_max_payload_is_truncated_and_says_so(headers: dict[str, str]) -> None:
+    payload = b"x" * 1_000_000
+    letter = build_deadletter(
+        TARGET, Rejection(Reason.UNROUTED, Stage.ROUTING, "no route"), subject="in.x",
+        headers=headers, payload=payload, identity="EVENTS:9", max_payload=1_048_576 // 2,
+    )  # fmt: skip
+    size = sum(len(k) + len(v) + 4 for k, v in letter.headers.items()) + 12 + len(letter.payload)
+    assert size <= 1_048_576 // 2
+    record = parse_deadletter(letter.headers, letter.payload)
+    assert record.truncated == 1_000_000
+    assert record.origin == "EVENTS:9"
+    assert record.reason is Reason.UNROUTED
+    assert payload.startswith(record.payload)
+    assert len(record.payload) > 100_000
 
 
 def test_header_values_are_one_printable_line() -> None:

@@ -27,13 +27,19 @@ redelivered message is not dead-lettered twice.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from cerouter.delivery.dispatch import MSG_ID_HEADER, forwardable
+import orjson
+
+from cerouter.delivery.dispatch import CONTROL_HEADERS, MSG_ID_HEADER, forwardable
+from cerouter.nats.wire import header_size
 from cerouter.pipeline import Rejection
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.timestamps import format_timestamp, parse_timestamp
@@ -41,7 +47,13 @@ from cerouter.types import Headers, Reason, Stage
 
 PREFIX = "cerouter-"
 REASON_HEADER = "cerouter-deadletter"
+ENVELOPE_HEADER = "cerouter-envelope"
 MAX_HEADER_VALUE = 1024
+MAX_KEPT_HEADERS = 16 * 1024
+"""Original header blocks larger than this go into the envelope (JetStream refuses blocks over
+64 KiB, and the dead letter adds its own)."""
+TRUNCATION_MARGIN = 64
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 7230 token, as nats-py checks
 # Printable ASCII including space stays readable; '%' is encoded so the value stays decodable.
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
@@ -77,6 +89,8 @@ class DeadLetterRecord:
     attempt: int = 1
     time: datetime | None = None
     original_msg_id: str | None = None
+    origin: str | None = None
+    truncated: int | None = None  # the original payload's size, when the stored one is cut
 
 
 def header_value(text: str) -> str:
@@ -86,19 +100,49 @@ def header_value(text: str) -> str:
     return encoded[: MAX_HEADER_VALUE - 3] + "..." if len(encoded) > MAX_HEADER_VALUE else encoded
 
 
-def deadletter_id(
-    rejection: Rejection, attributes: Mapping[str, object], payload: bytes, queue: str | None
-) -> str:
-    """The ``Nats-Msg-Id`` of a dead letter: the same event rejected the same way gets the same
-    id, so a redelivery within the stream's duplicate window is stored once."""
+def deadletter_id(rejection: Rejection, identity: str | None, queue: str | None) -> str:
+    """The ``Nats-Msg-Id`` of a dead letter.
+
+    ``identity`` names the incoming message across redeliveries (a JetStream stream and
+    sequence), so a redelivered message rejected the same way is stored once. Without one
+    (core NATS: every message is a new one) the id is unique: two messages are never collapsed
+    into one dead letter, however alike.
+    """
+    if identity is None:
+        return "dl-" + uuid.uuid4().hex
     digest = hashlib.blake2b(digest_size=16)
-    if "source" in attributes and "id" in attributes:
-        digest.update(f"{attributes['source']}\x00{attributes['id']}".encode("utf-8", "replace"))
-    else:
-        digest.update(payload)
-    where = f"\x00{rejection.reason}\x00{rejection.route}\x00{rejection.destination}\x00{queue}"
-    digest.update(where.encode("utf-8", "replace"))
+    where = f"{identity}\x00{rejection.reason}\x00{rejection.route}\x00{rejection.destination}"
+    digest.update(f"{where}\x00{queue}".encode("utf-8", "replace"))
     return "dl-" + digest.hexdigest()
+
+
+def _storable(headers: Headers | None) -> bool:
+    """Whether the original headers can be kept as headers of the copy, as they are."""
+    if not headers:
+        return True
+    size = 0
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name) or "\r" in value or "\n" in value:
+            return False
+        size += len(name) + len(value) + 4
+    return size <= MAX_KEPT_HEADERS
+
+
+def _kept_headers(headers: Headers | None) -> dict[str, str]:
+    out = forwardable(headers)
+    for name, value in (headers or {}).items():
+        lowered = name.lower()
+        if lowered == "nats-msg-id":
+            out["cerouter-msg-id"] = header_value(value)
+        elif lowered in CONTROL_HEADERS:  # kept, under a name NATS does not read as a status
+            out[f"cerouter-original-{lowered}"] = header_value(value)
+    return out
+
+
+def _envelope(headers: Headers | None, payload: bytes) -> bytes:
+    return orjson.dumps(
+        {"headers": dict(headers or {}), "payload": base64.b64encode(payload).decode()}
+    )
 
 
 def build_deadletter(
@@ -111,18 +155,25 @@ def build_deadletter(
     attributes: Mapping[str, object] | None = None,
     attempt: int = 1,
     queue: str | None = None,
+    identity: str | None = None,
+    max_payload: int | None = None,
     now: datetime | None = None,
 ) -> DeadLetter:
-    """The dead letter of one rejection of one incoming message.
+    """The dead letter of one rejection of one incoming message; always storable.
 
     ``target`` is the dead-letter subject template (``{reason}`` and event attributes);
-    ``attributes`` are the event's, when the message could be decoded.
+    ``attributes`` are the event's, when the message could be decoded; ``identity`` names the
+    message across redeliveries (see :func:`deadletter_id`). Original headers JetStream would
+    refuse (names outside the header-name grammar, line breaks, a block over
+    :data:`MAX_KEPT_HEADERS`) are kept by value in an envelope (``cerouter-envelope: headers``:
+    the payload is ``{"headers": ..., "payload": base64}``, which :func:`parse_deadletter`
+    unwraps). With ``max_payload``, a letter that would exceed it keeps every ``cerouter-*``
+    header and stores the payload truncated, saying so in ``cerouter-truncated`` (the original
+    size) and ``cerouter-origin`` (where the original is, when known).
     """
     attributes = attributes or {}
-    out = forwardable(headers)
-    original_id = next((v for k, v in (headers or {}).items() if k.lower() == "nats-msg-id"), None)
-    if original_id is not None:
-        out["cerouter-msg-id"] = header_value(original_id)
+    enveloped = not _storable(headers)
+    out = {} if enveloped else _kept_headers(headers)
     out[REASON_HEADER] = str(rejection.reason)
     out["cerouter-stage"] = str(rejection.stage)
     out["cerouter-reason"] = header_value(rejection.detail)
@@ -135,10 +186,22 @@ def build_deadletter(
         out["cerouter-queue"] = header_value(queue)
     out["cerouter-attempt"] = str(attempt)
     out["cerouter-time"] = format_timestamp(now or datetime.now(UTC))
-    letter_id = deadletter_id(rejection, attributes, payload, queue)
+    if identity is not None:
+        out["cerouter-origin"] = header_value(identity)
+    letter_id = deadletter_id(rejection, identity, queue)
     out[MSG_ID_HEADER] = letter_id
+    body = payload
+    if enveloped:
+        out[ENVELOPE_HEADER] = "headers"
+        body = _envelope(headers, payload)
+    if max_payload is not None:
+        room = max_payload - header_size(out) - TRUNCATION_MARGIN
+        if len(body) > room:
+            out["cerouter-truncated"] = str(len(payload))
+            kept = max(room, 0) * 3 // 4 - 256 if enveloped else max(room, 0)
+            body = _envelope(headers, payload[: max(kept, 0)]) if enveloped else body[:kept]
     rendered = target.render(attributes, {"reason": str(rejection.reason)})
-    return DeadLetter(rendered, out, payload, letter_id)
+    return DeadLetter(rendered, out, body, letter_id)
 
 
 _REASONS = {str(r): r for r in Reason}
@@ -165,7 +228,14 @@ def parse_deadletter(
         raw = ours.get(f"{PREFIX}{name}")
         return None if raw is None else unquote(raw)
 
+    if ours.get(ENVELOPE_HEADER) == "headers":
+        original, payload = _unwrap(payload, original)
+    for lowered in CONTROL_HEADERS:
+        kept = ours.get(f"cerouter-original-{lowered}")
+        if kept is not None:
+            original[lowered.capitalize()] = unquote(kept)
     attempt_text = ours.get("cerouter-attempt", "1")
+    truncated = ours.get("cerouter-truncated", "")
     time_text = ours.get("cerouter-time")
     try:
         when = parse_timestamp(time_text) if time_text else None
@@ -184,4 +254,15 @@ def parse_deadletter(
         attempt=int(attempt_text) if attempt_text.isdigit() else 1,
         time=when,
         original_msg_id=text("msg-id"),
+        origin=text("origin"),
+        truncated=int(truncated) if truncated.isdigit() else None,
     )
+
+
+def _unwrap(body: bytes, fallback: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    try:
+        envelope = orjson.loads(body)
+        headers = {str(k): str(v) for k, v in envelope["headers"].items()}
+        return headers, base64.b64decode(envelope["payload"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        return fallback, body  # damaged: hand back what is there

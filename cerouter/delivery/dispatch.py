@@ -20,7 +20,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from cerouter.binding import DecodedEvent, Mode, NatsMessage, encode
 from cerouter.delivery.error_event import error_event
-from cerouter.errors import CerouterError, DeliveryError
+from cerouter.errors import CerouterError, DeliveryError, TooLargeError
 from cerouter.nats import wire
 from cerouter.nats.jspub import JetStreamPublisher
 from cerouter.pipeline import HOPS_HEADER, Rejection
@@ -50,16 +50,28 @@ def msg_id(attributes: Mapping[str, object], destination: RenderedDestination) -
     return digest.hexdigest()
 
 
-def forwardable(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """A copy of a message's headers without the ``Nats-*`` ones.
+CONTROL_HEADERS = frozenset({"status", "description"})
+"""Headers NATS itself uses for status messages (``Status: 503`` is "no responders"): a copy
+that carried a producer's would be misread by clients as a status, not as a message."""
 
-    Those are instructions to JetStream from the original producer (expected last sequence,
-    rollup, TTL, message id); applied to a copy in another stream they make it refuse the
-    message, or do something the producer never meant for that stream.
+
+def is_control(name: str) -> bool:
+    """Whether a header is an instruction to NATS/JetStream rather than part of the message."""
+    lowered = name.lower()
+    return lowered[:5] == "nats-" or lowered in CONTROL_HEADERS
+
+
+def forwardable(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """A copy of a message's headers without the control ones (``Nats-*``, ``Status``,
+    ``Description``).
+
+    ``Nats-*`` headers are instructions to JetStream from the original producer (expected last
+    sequence, rollup, TTL, message id); applied to a copy in another stream they make it refuse
+    the message, or do something the producer never meant for that stream.
     """
     if not headers:
         return {}
-    return {k: v for k, v in headers.items() if k[:5].lower() != "nats-"}
+    return {k: v for k, v in headers.items() if not is_control(k)}
 
 
 class Dispatcher:
@@ -142,6 +154,7 @@ class Dispatcher:
         within: float,
         reply: str | None,
     ) -> None:
+        wire.check_size(self.nc, headers, payload)
         try:
             response = await self.nc.request(subject, payload, timeout=within, headers=headers)
         except NoRespondersError:
@@ -180,6 +193,7 @@ def failures_of(pending: list[Pending], ack_within: float) -> list[Rejection]:
         future = item.waiter
         if future is None:
             continue
+        reason = Reason.DELIVERY
         if not future.done():
             future.cancel()
             detail = f"no acknowledgement within {ack_within:g}s"
@@ -187,6 +201,7 @@ def failures_of(pending: list[Pending], ack_within: float) -> list[Rejection]:
             detail = "cancelled"
         elif (exc := future.exception()) is not None:
             detail = str(exc) or type(exc).__name__
+            reason = Reason.TOO_LARGE if isinstance(exc, TooLargeError) else Reason.DELIVERY
         else:
             continue
         dest = item.destination
@@ -195,7 +210,7 @@ def failures_of(pending: list[Pending], ack_within: float) -> list[Rejection]:
             where += f" -> {dest.subject}"
         failures.append(
             Rejection(
-                Reason.DELIVERY,
+                reason,
                 Stage.DELIVERY,
                 f"{where}: {detail}",
                 route=item.route,

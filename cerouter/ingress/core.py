@@ -17,6 +17,19 @@ from cerouter.config.model import CoreIngress as CoreSpec
 from cerouter.ingress.base import InboundHandler
 from cerouter.types import Inbound
 
+SYSTEM_PREFIXES = ("$JS.", "$SYS.", "$KV.", "$O.", "$SRV.")
+
+
+def reply_to(reply: str) -> str | None:
+    """A producer's reply subject, when it is one cerouter may answer on.
+
+    Never a system subject: answering ``$JS.API.STREAM.DELETE.X`` with the router's
+    permissions would do what the producer could not.
+    """
+    if not reply or reply.startswith(SYSTEM_PREFIXES):
+        return None
+    return reply
+
 
 class CoreIngress:
     """Subscribe the declared subjects in the queue group and hand each message over."""
@@ -35,7 +48,7 @@ class CoreIngress:
             self._subs.append(sub)
 
     async def _on_message(self, msg: Msg) -> None:
-        await self._handle(Inbound(msg.subject, msg.headers, msg.data, msg.reply or None))
+        await self._handle(Inbound(msg.subject, msg.headers, msg.data, reply_to(msg.reply)))
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a shutdown budget
         """Drain, not unsubscribe: messages already buffered for us are still routed."""

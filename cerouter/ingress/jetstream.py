@@ -39,6 +39,12 @@ class JetStreamSettler:
         """The server's delivery count (parsed from the ack subject only when asked)."""
         return self._msg.metadata.num_delivered or 1
 
+    @property
+    def identity(self) -> str:
+        """The stream and sequence of the message: the same on every redelivery."""
+        seq = self._msg.metadata.sequence
+        return f"{self._msg.metadata.stream}:{seq.stream}"
+
     async def ack(self) -> None:
         """Acknowledge: the server forgets the message for this consumer."""
         await self._msg.ack()

@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from nats.aio.client import Client
-from nats.errors import ConnectionClosedError, ConnectionDrainingError, MaxPayloadError
+from nats.errors import ConnectionClosedError, ConnectionDrainingError
+
+from cerouter.errors import TooLargeError
 
 _FAST = hasattr(Client, "_send_command") and hasattr(Client, "_flush_pending")
 
@@ -30,25 +32,46 @@ def encode_headers(headers: Mapping[str, str]) -> bytes | None:
     return text.encode()
 
 
+def header_size(headers: Mapping[str, str] | None) -> int:
+    """The size of the NATS header block of ``headers`` (0 for none)."""
+    if not headers:
+        return 0
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+
+
+def check_size(nc: Client, headers: Mapping[str, str] | None, payload: bytes) -> None:
+    """Raise :class:`TooLargeError` when the message, headers included, exceeds the server's
+    ``max_payload``: the server would answer with an error and close the connection."""
+    size = header_size(headers) + len(payload)
+    if size > nc.max_payload:
+        raise TooLargeError(
+            f"{size} bytes with headers, over the server's max_payload of {nc.max_payload}"
+        )
+
+
 async def publish(
     nc: Client, subject: str, payload: bytes, headers: Mapping[str, str], reply: str = ""
 ) -> None:
-    """Publish ``payload`` with ``headers`` (same effect as ``nc.publish``, less CPU)."""
+    """Publish ``payload`` with ``headers`` (same effect as ``nc.publish``, less CPU).
+
+    Raises :class:`TooLargeError` rather than send a message the server would refuse.
+    """
     block = encode_headers(headers) if _FAST else None
     if block is None:
+        check_size(nc, headers, payload)
         await nc.publish(subject, payload, reply=reply, headers=dict(headers))
         return
     if nc.is_closed:
         raise ConnectionClosedError
     if nc.is_draining_pubs:
         raise ConnectionDrainingError
+    size = len(block) + len(payload)
+    if size > nc.max_payload:
+        check_size(nc, headers, payload)
     if not nc.is_connected:
         # Buffering while reconnecting has limits the public path knows how to enforce.
         await nc.publish(subject, payload, reply=reply, headers=dict(headers))
         return
-    size = len(block) + len(payload)
-    if size > nc.max_payload:
-        raise MaxPayloadError
     target = f"{subject} {reply}" if reply else subject
     command = b"HPUB %b %d %d\r\n%b%b\r\n" % (target.encode(), len(block), size, block, payload)
     nc.stats["out_msgs"] += 1

@@ -39,6 +39,9 @@ from cerouter.types import Inbound, Reason, Stage
 
 log = get_logger("cerouter.router")
 
+DEADLETTER_RETRIES = 10
+"""Attempts past ``max_deliver`` to store a dead letter before the event is abandoned."""
+
 
 @dataclass(frozen=True)
 class RouterOptions:
@@ -172,7 +175,7 @@ class RouterCore:
                 await settler.ack()
             self.stats.count(Outcome.DROPPED if decision.dropped else Outcome.ROUTED)
             return
-        if failures and settler is not None and inbound.retryable:
+        if settler is not None and inbound.retryable and _worth_retrying(failures):
             await self._retry(inbound, decision, failures)
             return
         stored = await self._deadletter_all(
@@ -180,14 +183,30 @@ class RouterCore:
         )
         if settler is not None:
             if not stored:
-                # The dead-letter stream did not take it either: keep it for a later try.
-                attempt = inbound.attempt
-                opts = self.options
-                await settler.retry(retry_delay(attempt, opts.retry_initial, opts.retry_max))
+                await self._deadletter_refused(inbound, decision)
                 return
             await (settler.terminate() if failures else settler.ack())
         if not failures and decision.matches:
             self.stats.count(Outcome.ROUTED)
+
+    async def _deadletter_refused(self, inbound: Inbound, decision: Decision) -> None:
+        # The dead-letter stream did not take it either: keep it for a later try, a bounded
+        # number of times, then give up loudly (a message NAKed forever blocks its consumer).
+        assert inbound.settler is not None  # only settled messages come here
+        attempt = inbound.attempt
+        if attempt < inbound.max_attempts + DEADLETTER_RETRIES:
+            delay = retry_delay(attempt, self.options.retry_initial, self.options.retry_max)
+            await inbound.settler.retry(delay)
+            return
+        self.stats.count(Outcome.ABANDONED)
+        log.error(
+            "event abandoned: the dead-letter stream refused it on every attempt",
+            attempt=attempt,
+            subject=inbound.subject,
+            origin=inbound.identity,
+            **_fields(decision.event),
+        )
+        await inbound.settler.terminate()
 
     async def _retry(self, inbound: Inbound, decision: Decision, failures: list[Rejection]) -> None:
         assert inbound.settler is not None  # only settled messages are retried
@@ -224,6 +243,8 @@ class RouterCore:
                 payload=inbound.payload,
                 attributes=attributes,
                 attempt=attempt,
+                identity=inbound.identity,
+                max_payload=self._nc.max_payload,
             )
             fields = {
                 "reason": str(rejection.reason),
@@ -264,6 +285,11 @@ class RouterCore:
         self._slots.release()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("event task failed", error=str(exc) or type(exc).__name__)
+
+
+def _worth_retrying(failures: list[Rejection]) -> bool:
+    # A destination that refused may take it next time; a message too large never fits.
+    return any(f.reason is Reason.DELIVERY for f in failures)
 
 
 def unflushed(pending: list[Pending], error: str) -> list[Rejection]:

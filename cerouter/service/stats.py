@@ -19,6 +19,7 @@ class Outcome:
     RETRIED = "retried"  # JetStream ingress: NAKed for redelivery
     DELIVERY_FAILED = "delivery_failed"  # one destination did not accept it
     DEADLETTER_FAILED = "deadletter_failed"  # even the dead-letter stream did not accept it
+    ABANDONED = "abandoned"  # terminated after the dead-letter stream refused it every time
 
 
 class Stats:

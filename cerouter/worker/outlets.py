@@ -73,6 +73,7 @@ class Outlets:
         detail: str,
         attempt: int,
         attributes: Mapping[str, object] | None = None,
+        identity: str | None = None,
     ) -> bool:
         """Store ``msg`` in the dead-letter stream; ``True`` once JetStream acknowledged it.
 
@@ -89,6 +90,8 @@ class Outlets:
             attributes=attributes,
             attempt=attempt,
             queue=queue,
+            identity=identity,
+            max_payload=self.nc.max_payload,
         )
 
         async def recreate() -> None:

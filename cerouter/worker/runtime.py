@@ -433,9 +433,12 @@ class Worker:
         stats: WorkerStats,
         attributes: Mapping[str, object] | None = None,
     ) -> bool:
+        identity = None
+        if queue.durable:  # the same on every redelivery: one dead letter per message
+            identity = f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
         stored = await self._out.deadletter(
             msg, queue=queue.name, reason=reason, detail=detail, attempt=attempt,
-            attributes=attributes,
+            attributes=attributes, identity=identity,
         )  # fmt: skip
         stats.dead_lettered += stored
         return stored
