@@ -113,3 +113,9 @@ async def _serve(
             embedded=service.server is not None,
         )
         await service.wait()
+        lost = service.lost
+    if lost:
+        raise CerouterError(
+            "the NATS connection closed for good and cannot come back; exiting so that a "
+            "supervisor restarts cerouter"
+        )

@@ -56,6 +56,8 @@ class Router:
         self._publisher: JetStreamPublisher | None = None
         self._ingresses: list[Ingress] = []
         self._stopping = asyncio.Event()
+        self.lost = asyncio.Event()
+        """Set when the connection closed for good while not stopping: the router is dead."""
         self._stats_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ properties
@@ -76,6 +78,11 @@ class Router:
         if self._nc is None:
             raise CerouterError("the router is not started")
         return self._nc
+
+    @property
+    def ready(self) -> bool:
+        """Started, connected and not lost: what a readiness probe reports."""
+        return self._nc is not None and self._nc.is_connected and not self.lost.is_set()
 
     @property
     def core(self) -> RouterCore:
@@ -189,6 +196,11 @@ class Router:
             log.info("nats reconnected", url=detail)
         elif self._stopping.is_set():
             log.debug(f"nats {state}")  # the expected end of a drain
+        elif state == "closed":
+            # nats-py gave up (e.g. the server refused a protocol message): nothing will be
+            # routed again, so say so and let the owner exit rather than linger as a zombie.
+            log.error("nats connection closed for good; the router stops")
+            self.lost.set()
         else:
             log.warning(f"nats {state}")
 

@@ -52,8 +52,22 @@ class Service:
         return connected.geturl() if connected is not None else ""
 
     async def wait(self) -> None:
-        """Return once a stop was requested (signal or :meth:`request_stop`)."""
-        await self.lifecycle.stop.wait()
+        """Return once a stop was requested (signal or :meth:`request_stop`), or the router's
+        connection closed for good (then :attr:`lost` is true)."""
+        waiters = {
+            asyncio.ensure_future(self.lifecycle.stop.wait()),
+            asyncio.ensure_future(self.router.lost.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    @property
+    def lost(self) -> bool:
+        """Whether the router's connection closed for good (the process should exit non-zero)."""
+        return self.router.lost.is_set()
 
     def request_stop(self) -> None:
         """Ask the service to stop (what SIGTERM does)."""
