@@ -212,3 +212,38 @@ async def test_jetstream_ingress_request_replies_go_nowhere(tmp_path: Path, nats
             await nc.jetstream().get_last_msg("DEADLETTER", "deadletter.>")
     finally:
         await nc.close()
+
+
+async def test_a_different_event_reusing_a_stored_source_and_id_is_a_conflict(
+    tmp_path: Path, nc: Client, nats_url: str
+) -> None:
+    routes = write_routes(
+        tmp_path,
+        """
+        ingress:
+          core: {subjects: [events.>], queue: cerouter}
+        streams:
+          - {name: OUT, subjects: [out.>]}
+        routes:
+          - name: store
+            match: {type: com.example.thing}
+            to: {stream: OUT, subject: out.things}
+        """,
+    )
+    async with running_router(nats_url, routes) as router:
+        for n in (1, 1, 2):  # the original, a retry of it, then a different event, same id
+            body = orjson.dumps(event("com.example.thing", id_="same", data={"n": n}))
+            await nc.publish("events.t", body, headers=STRUCTURED)
+
+        async def settled() -> bool:
+            outcomes = router.stats.outcomes
+            return outcomes[Outcome.ROUTED] == 2 and outcomes[Outcome.DEADLETTERED] == 1
+
+        await eventually(settled, what="three events settled")
+        [letter] = await stream_messages(nc, "DEADLETTER", count=1)
+    record = parse_deadletter(letter.headers, letter.data)
+    assert record.reason is Reason.CONFLICT
+    assert orjson.loads(record.payload)["data"] == {"n": 2}
+    stored = await nc.jetstream().stream_info("OUT")
+    assert stored.state.messages == 1, "the original stays, stored once"
+    assert router.stats.outcomes[Outcome.ROUTED] == 2

@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
 from cerouter.binding import DecodedEvent
+from cerouter.delivery.conflicts import conflicts, duplicates
 from cerouter.delivery.deadletter import build_deadletter
 from cerouter.delivery.deadletter_store import Recreate, store_deadletter
 from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, wait_all
@@ -169,6 +170,8 @@ class RouterCore:
         failures = failures_of(pending, self.options.ack_timeout)
         if flush_error is not None:
             failures += unflushed(pending, flush_error)
+        if decision.event is not None and (dups := duplicates(pending)):
+            failures += await conflicts(self._js, decision.event, dups)
         settler = inbound.settler
         if not failures and not decision.rejections:
             if settler is not None:
