@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import selectors
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,6 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 CEROUTER = str(Path(sys.executable).parent / "cerouter")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for a server that must be told its port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def copy_shop(directory: Path) -> Path:
+    """The example (routes.yaml and schemas/) copied into ``directory``; returns it."""
+    shutil.copy(REPO / "routes.yaml", directory / "routes.yaml")
+    shutil.copytree(REPO / "schemas", directory / "schemas")
+    return directory
 
 
 def wait_until(

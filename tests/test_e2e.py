@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from cerouter.binding import from_message
-from tests.helpers import CliProcess, run_cli
+from tests.helpers import CliProcess, copy_shop, free_port, run_cli
 from tests.routerkit import Inbox, stream_messages
 
 pytestmark = pytest.mark.nats
@@ -31,18 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "examples" / "events"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
     """A copy of the example: routes.yaml and schemas/ in a directory of their own."""
-    shutil.copy(REPO / "routes.yaml", tmp_path / "routes.yaml")
-    shutil.copytree(REPO / "schemas", tmp_path / "schemas")
-    return tmp_path
+    return copy_shop(tmp_path)
 
 
 class RunningRouter:

@@ -7,9 +7,7 @@ user is running from the clone (README walk-through) does not disturb it.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,24 +16,16 @@ from typing import Any
 import pytest
 
 from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
-from tests.helpers import CliProcess, run_cli
+from tests.helpers import CliProcess, copy_shop, free_port, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.nats
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
-    shutil.copy(REPO / "routes.yaml", tmp_path / "routes.yaml")
-    shutil.copytree(REPO / "schemas", tmp_path / "schemas")
-    return tmp_path
+    return copy_shop(tmp_path)
 
 
 @pytest.fixture
