@@ -36,6 +36,14 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+_state = {"json": False}  # set once by configure_logging: how the process writes its lines
+
+
+def json_lines() -> bool:
+    """Whether :func:`configure_logging` chose JSON lines (one-line CLI errors follow suit)."""
+    return _state["json"]
+
+
 def get_logger(name: str) -> Any:
     """A logger whose lines carry ``logger=name`` (resolved lazily: safe at import time)."""
     return structlog.get_logger(name)
@@ -75,6 +83,7 @@ def configure_logging(
     """Set up structlog (and the standard library's logging) for the process, once."""
     fmt = LogFormat(fmt)
     use_json = fmt is LogFormat.JSON or (fmt is LogFormat.AUTO and not sys.stderr.isatty())
+    _state["json"] = use_json
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if use_json

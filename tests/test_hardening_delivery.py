@@ -247,3 +247,25 @@ async def test_a_different_event_reusing_a_stored_source_and_id_is_a_conflict(
     stored = await nc.jetstream().stream_info("OUT")
     assert stored.state.messages == 1, "the original stays, stored once"
     assert router.stats.outcomes[Outcome.ROUTED] == 2
+
+
+async def test_a_deleted_deadletter_stream_comes_back_despite_a_subscriber_on_its_subjects(
+    nc: Client, nats_url: str, routes: Path
+) -> None:
+    js = nc.jetstream()
+    async with running_router(nats_url, routes, ack_timeout=1.0) as router:
+        # `cerouter sub 'deadletter.>'` from the README walk-through: a core subscriber answers
+        # for the missing stream, so the publish times out instead of failing with "no stream".
+        watcher = await Inbox.on(nc, "deadletter.>")
+        await js.delete_stream("DEADLETTER")
+        await nc.publish("events.x", orjson.dumps(event("org.nobody", id_="n")), headers=STRUCTURED)
+
+        async def stored() -> bool:
+            try:
+                return (await js.stream_info("DEADLETTER")).state.messages == 1
+            except nats.js.errors.NotFoundError:
+                return False
+
+        await eventually(stored, what="the letter in the re-provisioned stream")
+        assert router.stats.outcomes[Outcome.DEADLETTER_FAILED] == 0
+        assert watcher.messages, "the subscriber saw it too"

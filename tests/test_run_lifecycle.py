@@ -97,7 +97,10 @@ def test_routes_yaml_urls_are_joined(shop: Path, server: EmbeddedServer) -> None
 
 
 def test_port_with_a_url_is_a_usage_error(shop: Path, server: EmbeddedServer) -> None:
-    result = run_cli("run", "--routes", str(shop / "routes.yaml"), "-s", server.url, "--port", "5")
+    result = run_cli(
+        "run", "--routes", str(shop / "routes.yaml"), "-s", server.url, "--port", "5",
+        "--log-format", "console",
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().startswith("cerouter run: --port is for the embedded server")
 
@@ -199,3 +202,25 @@ def test_worker_stopped_after_its_server_went_away_exits_0(tmp_path: Path) -> No
     assert "Traceback" not in stderr
     events = [line["event"] for line in json_lines(stderr)]
     assert "worker stopped" in events
+
+
+def test_fatal_errors_are_json_lines_when_logs_are(tmp_path: Path) -> None:
+    result = run_cli("run", "--log-format", "json", "--routes", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    [line] = json_lines(result.stderr)
+    assert (line["level"], line["logger"]) == ("error", "cerouter.run")
+    assert "nope.yaml" in line["event"]
+
+
+def test_a_garbage_creds_file_is_one_line_not_a_missing_module(tmp_path: Path) -> None:
+    creds = tmp_path / "user.creds"
+    creds.write_text("not a creds file\n")
+    config = ServerConfig(port=RANDOM_PORT, store_dir=tmp_path / "js", extra_args=("--auth", "t"))
+    with EmbeddedServer(config) as server:
+        result = run_cli(
+            "publish", "demo.x", "--type", "t", "--source", "/s", "--id", "1", "-s", server.url,
+            "--creds", str(creds),
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "nkeys" not in result.stderr

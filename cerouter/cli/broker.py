@@ -44,7 +44,7 @@ from cerouter.cli.support import (
 from cerouter.config.model import NatsSettings
 from cerouter.delivery.deadletter import REASON_HEADER, parse_deadletter
 from cerouter.errors import CerouterError
-from cerouter.nats.connection import connect_once, connect_service, full_flush
+from cerouter.nats.connection import DEFAULT_URL, connect_once, connect_service, full_flush
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
 from cerouter.routing.subjects import SubjectError, check_subject
 from cerouter.timestamps import format_timestamp, is_rfc3339
@@ -81,7 +81,11 @@ def server(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     note(f"nats-server running at {srv.url} (JetStream store: {srv.store_dir}); Ctrl-C to stop")
-    note("try: cerouter sub 'events.>' and cerouter publish events.demo --type demo --source /me")
+    flag = "" if srv.url == DEFAULT_URL else f" -s {srv.url}"
+    note(
+        f"try: cerouter sub 'events.>'{flag} and cerouter publish events.demo{flag} "
+        "--type demo --source /me"
+    )
     try:
         while not stop.wait(0.5):
             if not srv.running:

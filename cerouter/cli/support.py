@@ -11,6 +11,7 @@ import typer
 
 from cerouter.config.model import NatsSettings, TlsSettings
 from cerouter.errors import CerouterError
+from cerouter.log import get_logger, json_lines
 from cerouter.nats.connection import DEFAULT_URL, URL_ENVVAR
 from cerouter.nats.embedded import RANDOM_PORT
 
@@ -172,9 +173,16 @@ def nats_settings(
 
 
 def fail(command: str, message: str, code: int = 1) -> NoReturn:
-    """Print ``cerouter COMMAND: message`` as one line on stderr and exit with ``code``."""
+    """Print ``cerouter COMMAND: message`` as one line on stderr and exit with ``code``.
+
+    Once the command chose JSON logs (``--log-format json``), the line is a JSON log line too
+    (level ``error``, logger ``cerouter.COMMAND``), so that stderr stays JSON only.
+    """
     one_line = " ".join(message.split())
-    print(f"cerouter {command}: {one_line}", file=sys.stderr, flush=True)
+    if json_lines():
+        get_logger(f"cerouter.{command}").error(one_line, exit_code=code)
+    else:
+        print(f"cerouter {command}: {one_line}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 

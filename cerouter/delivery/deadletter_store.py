@@ -42,21 +42,40 @@ async def store_deadletter(
             )  # fmt: skip
             return
         except nats.js.errors.NoStreamResponseError:
-            if not first_try or recreate is None:
-                break
-            try:
-                await recreate()
-            except Exception as exc:  # the caller's provisioning: report, never escape
-                raise DeliveryError(
-                    f"dead-letter stream for {letter.subject!r} is missing and could not be "
-                    f"recreated: {exc or type(exc).__name__}"
-                ) from None
-        except (nats.errors.Error, TimeoutError) as exc:  # timeout, API error, closed
-            detail = str(exc) or type(exc).__name__
+            missing = True
+        except (nats.errors.TimeoutError, TimeoutError) as exc:
+            # A core subscriber on the subject answers for a missing stream: the publish is
+            # then delivered to it and times out instead of failing with "no stream".
+            missing = await _no_stream(js, letter.subject)
+            if not missing:
+                raise _failed(letter, exc) from None
+        except nats.errors.Error as exc:  # API error, connection closed
+            raise _failed(letter, exc) from None
+        if not first_try or recreate is None:
+            break
+        try:
+            await recreate()
+        except Exception as exc:  # the caller's provisioning: report, never escape
             raise DeliveryError(
-                f"dead-letter publish to {letter.subject!r} failed: {detail}"
+                f"dead-letter stream for {letter.subject!r} is missing and could not be "
+                f"recreated: {exc or type(exc).__name__}"
             ) from None
     raise DeliveryError(f"no JetStream stream captures dead-letter subject {letter.subject!r}")
+
+
+def _failed(letter: DeadLetter, exc: BaseException) -> DeliveryError:
+    detail = str(exc) or type(exc).__name__
+    return DeliveryError(f"dead-letter publish to {letter.subject!r} failed: {detail}")
+
+
+async def _no_stream(js: JetStreamContext, subject: str) -> bool:
+    try:
+        await js.find_stream_name_by_subject(subject)
+    except nats.js.errors.NotFoundError:
+        return True
+    except (nats.errors.Error, TimeoutError):
+        return False  # cannot tell: report the original failure
+    return False
 
 
 async def ensure_capture_stream(js: JetStreamContext, subject: str, stream: str) -> str:

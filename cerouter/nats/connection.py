@@ -92,11 +92,14 @@ async def connect_service(
     ``error``, so the caller logs them in its own structured way.
     """
     report = on_event or (lambda state, detail: None)
+    reported: set[str] = set()  # errors already said during this outage
 
     async def disconnected() -> None:
-        report("disconnected", "")
+        if not nc.is_closed:  # a close of our own says "closed" once, not "disconnected" too
+            report("disconnected", "")
 
     async def reconnected() -> None:
+        reported.clear()
         report("reconnected", str(nc.connected_url.geturl() if nc.connected_url else ""))
 
     async def closed() -> None:
@@ -108,7 +111,11 @@ async def connect_service(
         # Before the first connection, failures end in one ServerError below instead, which
         # names the server's own reason (nats-py would only say "no servers available").
         if nc.is_connected or nc.is_reconnecting:
-            report("error", str(exc) or type(exc).__name__)
+            detail = str(exc) or type(exc).__name__
+            # While a server is down nats-py fails every 0.5 s: say each failure once.
+            if detail not in reported:
+                reported.add(detail)
+                report("error", detail)
         else:
             first_failures.append(exc)
 

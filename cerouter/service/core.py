@@ -20,6 +20,7 @@ Two entry points, one set of rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,12 +28,12 @@ import structlog
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
-from cerouter.binding import DecodedEvent
+from cerouter.binding import DecodedEvent, decode
 from cerouter.delivery.conflicts import conflicts, duplicates
 from cerouter.delivery.deadletter import build_deadletter
 from cerouter.delivery.deadletter_store import Recreate, store_deadletter
 from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, wait_all
-from cerouter.errors import DeliveryError
+from cerouter.errors import BindingError, DeliveryError
 from cerouter.log import event_fields, get_logger
 from cerouter.pipeline import Decision, Pipeline, Rejection
 from cerouter.service.stats import Outcome, Stats
@@ -63,7 +64,12 @@ def retry_delay(attempt: int, initial: float, maximum: float) -> float:
     return float(min(initial * (2 ** max(attempt - 1, 0)), maximum))
 
 
-def _fields(event: DecodedEvent | None) -> dict[str, object]:
+def _fields(event: DecodedEvent | None, inbound: Inbound | None = None) -> dict[str, object]:
+    if event is None and inbound is not None:
+        # Rejected before decoding (a routing loop): worth decoding now, on this rare path,
+        # so that the log line still names the event.
+        with contextlib.suppress(BindingError):
+            event = decode(inbound.headers, inbound.payload)
     return event_fields(event.attributes if event is not None else None)
 
 
@@ -256,7 +262,7 @@ class RouterCore:
                 "route": rejection.route,
                 "subject": inbound.subject,
                 "attempt": attempt,
-                **_fields(event),
+                **_fields(event, inbound),
             }
             with structlog.contextvars.bound_contextvars(
                 **{k: v for k, v in fields.items() if v is not None}

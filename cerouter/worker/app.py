@@ -267,5 +267,7 @@ def _log_connection(state: str, detail: str) -> None:
         log.info("nats reconnected", url=detail)
     elif state == "error":
         log.warning("nats error", error=detail)
+    elif state == "closed":
+        log.info("nats connection closed")
     else:
         log.warning(f"nats {state}")
