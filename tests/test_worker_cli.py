@@ -150,7 +150,7 @@ async def test_worker_command_handles_events_and_drains_on_sigint(
 
 def test_worker_command_reports_a_bad_target_in_one_line(tmp_path: Path) -> None:
     # The other target errors are covered in-process (tests/test_worker_spec.py, load_app).
-    result = run("no_such_module:app", cwd=tmp_path)
+    result = run("no_such_module:app", "--log-format", "console", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "cerouter worker: cannot import module 'no_such_module': not found"
@@ -162,7 +162,8 @@ def test_worker_command_reports_an_unreachable_server(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     write_app(tmp_path, "x", False)
-    result = run("demo_worker:app", "--nats-url", f"nats://127.0.0.1:{port}", cwd=tmp_path)
+    url = f"nats://127.0.0.1:{port}"
+    result = run("demo_worker:app", "--nats-url", url, "--log-format", "console", cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
