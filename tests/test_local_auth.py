@@ -23,9 +23,11 @@ import nats
 import pytest
 from nats.aio.client import Client as Nats
 
+from cerouter.cli.support import nats_settings
 from cerouter.client import Client
 from cerouter.config.load import load_router_config
 from cerouter.errors import ServerError
+from cerouter.nats.connection import DEFAULT_URL
 from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 from cerouter.nats.local_auth import STORE_DIR_ENVVAR, ensure_token, local_token, read_token
 from cerouter.service.serve import serve
@@ -331,3 +333,11 @@ def test_the_token_is_not_on_the_servers_command_line(tmp_path: Path) -> None:
         assert b"nats-server" in cmdline
         assert token.encode() not in cmdline  # `ps` shows the command line to every user
     assert sorted(p.name for p in store.iterdir()) == [".cerouter.lock", "auth.token", "jetstream"]
+
+
+def test_no_url_anywhere_means_the_embedded_servers_address(tmp_path: Path) -> None:
+    # publish and sub used to get no URL at all here (nothing to connect to, or a crash).
+    settings = nats_settings("publish", urls=None, store_dir=tmp_path / "no-store")
+    assert (settings.urls, settings.token) == ((DEFAULT_URL,), None)
+    token = ensure_token(tmp_path / "store")
+    assert nats_settings("sub", urls=None, store_dir=tmp_path / "store").token == token
