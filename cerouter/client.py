@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -34,6 +35,7 @@ from cerouter.binding import Mode, NatsMessage, from_message
 from cerouter.delivery.error_event import ERROR_EVENT_TYPE
 from cerouter.errors import DeliveryError
 from cerouter.nats.connection import DEFAULT_URL
+from cerouter.nats.local_auth import local_token
 from cerouter.worker import connect_worker
 from cerouter.worker.outlets import encode_event
 
@@ -81,13 +83,22 @@ class Client:
         name: str = "cerouter-client",
         mode: Mode = Mode.STRUCTURED,
         connect_timeout: float = 2.0,
+        token: str | None = None,
+        store_dir: str | os.PathLike[str] | None = None,
     ) -> Client:
         """Open a connection (it reconnects once up).
 
-        Raises :class:`~cerouter.errors.ServerError` when no server answers.
+        ``token`` authenticates. Without one, a server on this machine (loopback URLs) gets the
+        token of cerouter's own server kept in ``store_dir`` (default ``$CEROUTER_STORE_DIR``,
+        else ``.cerouter/jetstream``, where ``cerouter run`` keeps it), if there is one: run
+        from the directory of ``cerouter run`` and it just works.
+
+        Raises :class:`~cerouter.errors.ServerError` when no server answers or it refuses.
         """
         servers = [urls] if isinstance(urls, str) else list(urls)
-        nc = await connect_worker(servers, name=name, connect_timeout=connect_timeout)
+        if token is None:
+            token = local_token(servers, store_dir)
+        nc = await connect_worker(servers, name=name, connect_timeout=connect_timeout, token=token)
         client = cls(nc, mode=mode)
         client._owned = True
         return client

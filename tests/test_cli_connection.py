@@ -69,10 +69,16 @@ def test_a_wrong_or_missing_token_is_one_line(
     args = [*EVENT] if command == "publish" else ["--timeout", "5"]
     result = cli(command, "auth.demo", *args, "-s", token_server.url, *auth, cwd=tmp_path)
     assert result.returncode == 1
+    hint = (
+        "the server refused the credentials: check the token, user/password or .creds file"
+        if auth
+        else "the server wants credentials and none were given: a token, user/password or "
+        ".creds file; the token of cerouter's own server is read from its store directory, "
+        "--store-dir or CEROUTER_STORE_DIR, default .cerouter/jetstream"
+    )
     assert result.stderr == (
         f"cerouter {command}: cannot connect to {token_server.url}: nats: 'Authorization "
-        "Violation' (the server refused the credentials: check the token, user/password or "
-        ".creds file)\n"
+        f"Violation' ({hint})\n"
     )
 
 

@@ -150,7 +150,10 @@ def test_server_command_runs_a_real_server_until_sigterm(tmp_path: Path) -> None
     try:
         ready = server.wait_for_stderr("nats-server running at nats://127.0.0.1:")
         url = ready.split("running at ", 1)[1].split()[0]
-        published = run_cli("publish", "ping", "--type", "t", "--source", "s", "-s", url)
+        published = run_cli(  # from the server's directory: its token is found
+            "publish", "ping", "--type", "t", "--source", "s", "-s", url,
+            "--store-dir", f"{tmp_path}/js", cwd=tmp_path,
+        )  # fmt: skip
         assert published.returncode == 0, published.stderr
         server.proc.send_signal(signal.SIGTERM)
         code, _, err = server.finish()

@@ -89,7 +89,10 @@ def test_port_0_starts_the_server_on_a_free_port(tmp_path: Path) -> None:
         url = line.split(" running at ")[1].split()[0]
         port = int(url.rsplit(":", 1)[1])
         assert port not in (0, 4222)
-        published = cli("publish", "ping", "--type", "t", "--source", "/s", "-s", url, cwd=tmp_path)
+        published = cli(
+            "publish", "ping", "--type", "t", "--source", "/s", "-s", url,
+            "--store-dir", str(tmp_path / "js"), cwd=tmp_path,
+        )  # fmt: skip
         assert published.returncode == 0, published.stderr
         server.proc.send_signal(signal.SIGTERM)
         code, _, err = server.finish()

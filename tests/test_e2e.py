@@ -2,7 +2,9 @@
 
 This is the README's walk-through, driven as a user would: the example files are copied to a
 fresh directory, `cerouter run` starts its embedded server there, `cerouter publish --event`
-sends the example events, and a plain nats-py client checks where each one went.
+sends the example events from the same directory (so it finds the server's token in the default
+store, `.cerouter/jetstream`, as a user's would), and a nats-py client with that token checks
+where each one went.
 """
 
 from __future__ import annotations
@@ -37,21 +39,25 @@ def shop(tmp_path: Path) -> Path:
 
 
 class RunningRouter:
-    def __init__(self, proc: CliProcess, url: str) -> None:
+    def __init__(self, proc: CliProcess, url: str, directory: Path) -> None:
         self.proc = proc
         self.url = url
+        self.dir = directory
+
+    @property
+    def token(self) -> str:
+        """The embedded server's token, where `cerouter run` keeps it by default."""
+        return (self.dir / ".cerouter" / "jetstream" / "auth.token").read_text().strip()
 
 
 @pytest.fixture
 async def router(shop: Path) -> AsyncIterator[RunningRouter]:
     # Its own directory, store and port (-1: the server picks a free one, named in the ready
     # line), so a router the user runs from the README (127.0.0.1:4222) is no obstacle.
-    proc = CliProcess(
-        "run", "--port", "-1", "--store-dir", str(shop / "js"), "--log-format", "json", cwd=shop
-    )
+    proc = CliProcess("run", "--port", "-1", "--log-format", "json", cwd=shop)
     try:
         ready = await asyncio.to_thread(proc.wait_for_stderr, '"cerouter ready"')
-        yield RunningRouter(proc, json.loads(ready)["url"])
+        yield RunningRouter(proc, json.loads(ready)["url"], shop)
     finally:
         if proc.proc.poll() is None:
             proc.proc.send_signal(signal.SIGTERM)
@@ -62,15 +68,16 @@ async def router(shop: Path) -> AsyncIterator[RunningRouter]:
 
 @pytest.fixture
 async def client(router: RunningRouter) -> AsyncIterator[Client]:
-    nc = await nats.connect(router.url)
+    nc = await nats.connect(router.url, token=router.token)
     yield nc
     await nc.close()
 
 
-async def publish_file(url: str, name: str, *extra: str) -> None:
+async def publish_file(router: RunningRouter, name: str, *extra: str) -> None:
     result = await asyncio.to_thread(
-        run_cli, "publish", "events.shop", "--event", str(EVENTS / name), "-s", url, *extra
-    )
+        run_cli, "publish", "events.shop", "--event", str(EVENTS / name), "-s", router.url,
+        *extra, cwd=router.dir,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
 
 
@@ -90,7 +97,7 @@ async def test_a_valid_order_reaches_every_destination(
 
     await client.subscribe("inventory.reserve", cb=reserve)
     reports = await Inbox.on(client, "reports.eur.orders")
-    await publish_file(router.url, "order-created.json", "--mode", "binary")
+    await publish_file(router, "order-created.json", "--mode", "binary")
     [report] = await reports.wait(1)
     [audit] = await stream_messages(client, "AUDIT", count=1)
     [order] = await stream_messages(client, "ORDERS", count=1)
@@ -109,7 +116,7 @@ async def test_a_valid_order_reaches_every_destination(
 async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
     router: RunningRouter, client: Client
 ) -> None:
-    await publish_file(router.url, "order-created-invalid.json")
+    await publish_file(router, "order-created-invalid.json")
     # `cerouter publish` refuses an event without an id, so this one goes out as raw bytes.
     await client.publish(
         "events.shop",
@@ -118,10 +125,10 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
     )
     unknown = await asyncio.to_thread(
         run_cli, "publish", "events.shop", "--type", "org.unknown.thing", "--source", "/x",
-        "-s", router.url,
+        "-s", router.url, cwd=router.dir,
     )  # fmt: skip
     assert unknown.returncode == 0
-    await publish_file(router.url, "order-created.json")  # nobody answers inventory.reserve
+    await publish_file(router, "order-created.json")  # nobody answers inventory.reserve
     letters = await stream_messages(client, "DEADLETTER", count=4)
     by_subject = {m.subject: m for m in letters}
     assert set(by_subject) == {
@@ -147,13 +154,14 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
 
 async def test_the_readme_walk_through(router: RunningRouter) -> None:
     sub = CliProcess(
-        "sub", "alerts.>", "deadletter.>", "--count", "2", "--timeout", "20", "-s", router.url
-    )
+        "sub", "alerts.>", "deadletter.>", "--count", "2", "--timeout", "20", "-s", router.url,
+        cwd=router.dir,
+    )  # fmt: skip
     try:
         await asyncio.to_thread(sub.wait_for_stderr, "listening on alerts.> deadletter.>")
-        await publish_file(router.url, "payment-failed.json", "--mode", "binary")
+        await publish_file(router, "payment-failed.json", "--mode", "binary")
         await sub.wait_for_stderr_async("received on alerts.payments")
-        await publish_file(router.url, "order-created-invalid.json")
+        await publish_file(router, "order-created-invalid.json")
         code, out, err = await asyncio.to_thread(sub.finish)
     finally:
         sub.kill()
@@ -176,14 +184,14 @@ async def test_sighup_reloads_and_a_broken_file_keeps_the_old_routes(
     router.proc.proc.send_signal(signal.SIGHUP)
     await asyncio.to_thread(router.proc.wait_for_stderr, "configuration reloaded")
     oncall = await Inbox.on(client, "alerts.oncall")
-    await publish_file(router.url, "payment-failed.json")
+    await publish_file(router, "payment-failed.json")
     await oncall.wait(1)
 
     routes.write_text(routes.read_text().replace("version: 1", "version: 2"))
     router.proc.proc.send_signal(signal.SIGHUP)
     line = await asyncio.to_thread(router.proc.wait_for_stderr, "reload rejected")
     assert "routes.yaml" in line
-    await publish_file(router.url, "payment-failed.json")
+    await publish_file(router, "payment-failed.json")
     await oncall.wait(2)  # still routed by the last good configuration
 
 

@@ -147,9 +147,9 @@ def test_json_logs_are_json_only_with_logger_and_no_empty_fields(shop: Path) -> 
     )  # fmt: skip
     try:
         proc.wait_for_stderr('"cerouter ready"')
-        published = run_cli(
+        published = run_cli(  # the embedded server's token: found in the store
             "publish", "-s", f"nats://127.0.0.1:{port}", "events.shop", "--type", "org.nobody",
-            "--source", "/me", "--data", '{"x": 1}',
+            "--source", "/me", "--data", '{"x": 1}', "--store-dir", str(shop / "js"), cwd=shop,
         )  # fmt: skip
         assert published.returncode == 0, published.stderr
         proc.wait_for_stderr('"dead-lettered"')

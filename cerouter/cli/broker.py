@@ -30,8 +30,11 @@ from cerouter.cli.support import (
     CredsOption,
     NatsRoutesOption,
     NatsUrlOption,
+    NoAuthOption,
     PasswordOption,
     PortOption,
+    ServerStoreDirOption,
+    StoreDirOption,
     TlsCaOption,
     TlsCertOption,
     TlsKeyOption,
@@ -46,6 +49,7 @@ from cerouter.delivery.deadletter import REASON_HEADER, parse_deadletter
 from cerouter.errors import CerouterError
 from cerouter.nats.connection import DEFAULT_URL, connect_once, connect_service, full_flush
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, EmbeddedServer, ServerConfig
+from cerouter.nats.local_auth import DEFAULT_STORE_DIR, ensure_token, token_path
 from cerouter.routing.subjects import SubjectError, check_subject
 from cerouter.timestamps import format_timestamp, is_rfc3339
 
@@ -67,13 +71,17 @@ def register(app: typer.Typer) -> None:
 def server(
     port: PortOption = DEFAULT_PORT,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = DEFAULT_HOST,
-    store_dir: Annotated[Path, typer.Option(help="JetStream store directory.")] = Path(
-        ".cerouter/jetstream"
-    ),
+    store_dir: ServerStoreDirOption = DEFAULT_STORE_DIR,
+    no_auth: NoAuthOption = False,
 ) -> None:
-    """Run the embedded nats-server (JetStream on) in the foreground until Ctrl-C."""
-    srv = EmbeddedServer(ServerConfig(host=host, port=port, store_dir=store_dir))
+    """Run the embedded nats-server (JetStream on) in the foreground until Ctrl-C.
+
+    Clients must present the token kept in the store (made on the first start); cerouter
+    commands run from this directory find it on their own.
+    """
     try:
+        token = None if no_auth else ensure_token(store_dir)
+        srv = EmbeddedServer(ServerConfig(host=host, port=port, store_dir=store_dir, token=token))
         srv.start()
     except CerouterError as exc:
         fail("server", str(exc).splitlines()[0])
@@ -81,6 +89,13 @@ def server(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     note(f"nats-server running at {srv.url} (JetStream store: {srv.store_dir}); Ctrl-C to stop")
+    if token is None:
+        note("no authentication (--no-auth): anyone on this machine may read and delete events")
+    else:
+        note(
+            f"clients authenticate with the token in {token_path(store_dir)}: cerouter commands "
+            f"find it from this directory (elsewhere: --store-dir {store_dir.resolve()})"
+        )
     flag = "" if srv.url == DEFAULT_URL else f" -s {srv.url}"
     note(
         f"try: cerouter sub 'events.>'{flag} and cerouter publish events.demo{flag} "
@@ -137,6 +152,7 @@ def publish(
     tls_ca: TlsCaOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    store_dir: StoreDirOption = DEFAULT_STORE_DIR,
 ) -> None:
     """Publish one CloudEvent to a NATS subject, in structured or binary mode.
 
@@ -163,7 +179,7 @@ def publish(
     settings = nats_settings(
         "publish", urls=nats_url, routes=routes, creds=creds, token=token, user=user,
         password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-        name="cerouter-publish",
+        name="cerouter-publish", store_dir=store_dir,
     )  # fmt: skip
     try:
         asyncio.run(_publish(settings, subject, message.headers, message.payload))
@@ -306,6 +322,7 @@ def sub(
     tls_ca: TlsCaOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    store_dir: StoreDirOption = DEFAULT_STORE_DIR,
 ) -> None:
     """Print each CloudEvent received on SUBJECT as one JSON line (structured JSON format).
 
@@ -322,7 +339,7 @@ def sub(
     settings = nats_settings(
         "sub", urls=nats_url, routes=routes, creds=creds, token=token, user=user,
         password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-        name="cerouter-sub",
+        name="cerouter-sub", store_dir=store_dir,
     )  # fmt: skip
     try:
         received = asyncio.run(_sub(settings, subjects, count, timeout, queue, quiet))

@@ -2,7 +2,10 @@
 
 The rule for "embedded or join": name a server (``--nats-url``/``-s``, ``CEROUTER_NATS_URL``, or
 ``nats.urls`` in routes.yaml) and cerouter joins it, whatever the URL; name none and it starts
-its own nats-server on 127.0.0.1 (``--port``, default 4222).
+its own nats-server on 127.0.0.1 (``--port``, default 4222), which only clients presenting the
+token in its store (``--store-dir``) may use, unless ``--no-auth``. Joining a server on this
+machine with no credentials in routes.yaml, the router presents that token too
+(:mod:`cerouter.nats.local_auth`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,20 @@ from typing import Annotated, Any
 import typer
 
 from cerouter import __version__
-from cerouter.cli.support import NatsUrlOption, PortOption, fail
+from cerouter.cli.support import (
+    NatsUrlOption,
+    NoAuthOption,
+    PortOption,
+    ServerStoreDirOption,
+    fail,
+)
 from cerouter.config.load import load_router_config
 from cerouter.config.model import RouterConfig
 from cerouter.errors import CerouterError, ConfigError
 from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
+from cerouter.nats.connection import has_auth
 from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from cerouter.nats.local_auth import DEFAULT_STORE_DIR, ensure_token, local_token
 from cerouter.service.core import RouterOptions
 from cerouter.service.serve import serve
 from cerouter.validation.registry import SchemaRegistry
@@ -49,9 +60,8 @@ def run(
     routes: Annotated[Path, typer.Option(help="The routes file.")] = Path("routes.yaml"),
     nats_url: NatsUrlOption = None,
     port: PortOption = DEFAULT_PORT,
-    store_dir: Annotated[Path, typer.Option(help="Embedded server's JetStream store.")] = Path(
-        ".cerouter/jetstream"
-    ),
+    store_dir: ServerStoreDirOption = DEFAULT_STORE_DIR,
+    no_auth: NoAuthOption = False,
     watch: Annotated[
         bool, typer.Option(help="Reload when routes.yaml or a schema changes.")
     ] = False,
@@ -65,7 +75,8 @@ def run(
 
     Name a server (--nats-url, CEROUTER_NATS_URL or nats.urls in routes.yaml) and it joins it;
     name none and it starts its own nats-server with JetStream on 127.0.0.1:4222, the URL
-    `publish`, `sub` and `worker` use by default.
+    `publish`, `sub` and `worker` use by default. Its clients must present the token kept in
+    the store (made on the first start); cerouter commands run from this directory find it.
     """
     configure_logging(log_format, log_level)
     try:
@@ -73,19 +84,29 @@ def run(
     except ConfigError as exc:
         fail("run", str(exc), 2)
     urls = tuple(nats_url or config.nats.urls)
-    source = ctx.get_parameter_source("port")
-    port_given = source is not None and source.name != "DEFAULT"
-    if urls and port_given:
-        fail(
-            "run",
-            "--port is for the embedded server, but a NATS URL was given (--nats-url, "
-            "CEROUTER_NATS_URL or nats.urls in routes.yaml), so cerouter joins that server",
-            2,
-        )
-    embedded = None if urls else ServerConfig(DEFAULT_HOST, port, store_dir)
+    if urls:
+        for flag in ("port", "no_auth"):
+            source = ctx.get_parameter_source(flag)
+            if source is not None and source.name != "DEFAULT":
+                fail(
+                    "run",
+                    f"--{flag.replace('_', '-')} is for the embedded server, but a NATS URL was "
+                    "given (--nats-url, CEROUTER_NATS_URL or nats.urls in routes.yaml), so "
+                    "cerouter joins that server",
+                    2,
+                )
+    try:
+        if urls:
+            embedded = None
+            token = None if has_auth(config.nats) else local_token(urls, store_dir)
+        else:
+            token = None if no_auth else ensure_token(store_dir)
+            embedded = ServerConfig(DEFAULT_HOST, port, store_dir, token=token)
+    except CerouterError as exc:
+        fail("run", str(exc))
     options = RouterOptions(urls=urls or None, max_hops=max_hops)
     try:
-        run_loop(_serve(routes, config, registry, options, embedded, watch))
+        run_loop(_serve(routes, config, registry, options, embedded, token, watch))
     except CerouterError as exc:
         fail("run", str(exc).splitlines()[0])
     except KeyboardInterrupt:  # a second Ctrl-C while draining
@@ -98,10 +119,13 @@ async def _serve(
     registry: SchemaRegistry | None,
     options: RouterOptions,
     embedded: ServerConfig | None,
+    token: str | None,
     watch: bool,
 ) -> None:
+    if embedded is not None and embedded.token is None:
+        log.warning("embedded nats-server without authentication (--no-auth)")
     async with serve(
-        config, registry, options, embedded=embedded, reload_from=path, watch=watch
+        config, registry, options, embedded=embedded, token=token, reload_from=path, watch=watch
     ) as service:
         log.info(
             "cerouter ready",

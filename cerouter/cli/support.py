@@ -12,8 +12,9 @@ import typer
 from cerouter.config.model import NatsSettings, TlsSettings
 from cerouter.errors import CerouterError
 from cerouter.log import get_logger, json_lines
-from cerouter.nats.connection import DEFAULT_URL, URL_ENVVAR
+from cerouter.nats.connection import DEFAULT_URL, URL_ENVVAR, has_auth
 from cerouter.nats.embedded import RANDOM_PORT
+from cerouter.nats.local_auth import DEFAULT_STORE_DIR, STORE_DIR_ENVVAR, local_token
 
 USAGE_ERROR = 2
 MAX_PORT = 65535
@@ -59,6 +60,40 @@ PortOption = Annotated[
 """``--port`` for commands that start the embedded server: outside 1..65535 is a usage error;
 0 (or -1) picks a free port, which the command prints. Use as
 ``port: PortOption = DEFAULT_PORT`` (``cerouter.nats.embedded.DEFAULT_PORT``)."""
+
+
+ServerStoreDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--store-dir",
+        envvar=STORE_DIR_ENVVAR,
+        help="The embedded server's JetStream store; its token (auth.token) is kept there.",
+    ),
+]
+"""``--store-dir`` of the commands that start the embedded server (``run``, ``server``). Use as
+``store_dir: ServerStoreDirOption = DEFAULT_STORE_DIR``."""
+
+StoreDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--store-dir",
+        envvar=STORE_DIR_ENVVAR,
+        help="Store of the cerouter server on this machine: with no credentials given, its "
+        "token authenticates to a server on a loopback URL.",
+        rich_help_panel=_CONNECTION,
+    ),
+]
+"""``--store-dir`` of the commands that connect (``publish``, ``sub``, ``worker``): where to find
+the local server's token (:mod:`cerouter.nats.local_auth`)."""
+
+NoAuthOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-auth",
+        help="Start the embedded server without authentication (a throw-away dev server: "
+        "anyone on this machine may read and delete everything).",
+    ),
+]
 
 
 def nats_urls(given: list[str] | None) -> list[str]:
@@ -127,13 +162,16 @@ def nats_settings(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     name: str | None = None,
+    store_dir: Path = DEFAULT_STORE_DIR,
 ) -> NatsSettings:
     """The connection settings of a command from its options (see ``CredsOption`` and co.).
 
     Starts from routes.yaml's ``nats`` section when ``routes`` is given (``${ENV}`` resolved),
     else the defaults. Given URLs replace the file's; any of ``creds``, ``token``, ``user``
     replaces the file's authentication (one method only); each TLS file replaces the file's.
-    ``name`` is the client name the server shows. A problem is a one-line usage error.
+    ``name`` is the client name the server shows. No URL anywhere: the embedded server's
+    default. No credentials anywhere: the token in ``store_dir`` when every URL is on this
+    machine (:func:`cerouter.nats.local_auth.local_token`). A problem is a one-line usage error.
     """
     base = NatsSettings()
     if routes is not None:
@@ -169,7 +207,16 @@ def nats_settings(
         if tls.key is not None and tls.cert is None:
             fail(command, "--tls-key needs --tls-cert", USAGE_ERROR)
         changes["tls"] = tls
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    settings = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    if not settings.urls:
+        settings = dataclasses.replace(settings, urls=(DEFAULT_URL,))
+    if not has_auth(settings):
+        try:
+            token = local_token(settings.urls, store_dir)
+        except CerouterError as exc:
+            fail(command, str(exc))
+        settings = dataclasses.replace(settings, token=token)
+    return settings
 
 
 def fail(command: str, message: str, code: int = 1) -> NoReturn:

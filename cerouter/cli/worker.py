@@ -25,6 +25,7 @@ from cerouter.cli.support import (
     NatsRoutesOption,
     NatsUrlOption,
     PasswordOption,
+    StoreDirOption,
     TlsCaOption,
     TlsCertOption,
     TlsKeyOption,
@@ -35,6 +36,7 @@ from cerouter.cli.support import (
 )
 from cerouter.errors import CerouterError
 from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
+from cerouter.nats.local_auth import DEFAULT_STORE_DIR
 from cerouter.worker import Worker, WorkerApp
 
 COMMAND = "worker"
@@ -64,6 +66,7 @@ def worker(
     tls_ca: TlsCaOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    store_dir: StoreDirOption = DEFAULT_STORE_DIR,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[
         LogLevel, typer.Option(help="Lowest level logged (debug: also each ignored event).")
@@ -82,7 +85,7 @@ def worker(
     settings = nats_settings(
         COMMAND, urls=nats_url, routes=routes, creds=creds, token=token, user=user,
         password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-        name=f"cerouter-worker-{app.name}",
+        name=f"cerouter-worker-{app.name}", store_dir=store_dir,
     )  # fmt: skip
 
     def ready(running: Worker) -> None:

@@ -134,7 +134,13 @@ class IngressSettings:
 
 @dataclass(frozen=True, slots=True)
 class StreamSpec:
-    """A JetStream stream the router provisions. ``None`` limits are unlimited."""
+    """A JetStream stream the router provisions.
+
+    ``None`` means routes.yaml does not declare the setting: a new stream gets NATS's default
+    (no limits, 1 replica, a 2-minute duplicate window, no description) and an existing stream
+    keeps its own value. Retention and storage cannot change in place, so they are always
+    checked (default ``limits`` and ``file``).
+    """
 
     name: str
     subjects: tuple[str, ...]
@@ -143,8 +149,8 @@ class StreamSpec:
     max_age: float | None = None
     max_bytes: int | None = None
     max_msgs: int | None = None
-    replicas: int = 1
-    duplicate_window: float = 120.0
+    replicas: int | None = None
+    duplicate_window: float | None = None
     description: str | None = None
     implicit: bool = False  # added by cerouter (the default dead-letter stream)
     line: int = field(default=0, compare=False)

@@ -21,20 +21,32 @@ async def _quiet(_: Exception) -> None:
     return None
 
 
-def _refusal(exc: Exception) -> str | None:
+def has_auth(settings: NatsSettings) -> bool:
+    """Whether ``settings`` name credentials (a .creds file, a token or a user)."""
+    return any(x is not None for x in (settings.credentials, settings.token, settings.user))
+
+
+def _refusal(exc: Exception, settings: NatsSettings | None = None) -> str | None:
     """What to check when the server refused us (credentials, TLS); ``None`` otherwise."""
     detail = str(exc).lower()
     if "authorization violation" in detail or "authentication" in detail:
+        if settings is not None and not has_auth(settings):
+            return (
+                "the server wants credentials and none were given: a token, user/password or "
+                ".creds file; the token of cerouter's own server is read from its store "
+                "directory, --store-dir or CEROUTER_STORE_DIR, default .cerouter/jetstream"
+            )
         return "the server refused the credentials: check the token, user/password or .creds file"
     if isinstance(exc, ssl.SSLError) or "tls" in detail:
         return "the TLS handshake failed: check the CA, client certificate and key"
     return None
 
 
-def _cannot_connect(urls: Sequence[str], exc: Exception) -> ServerError:
+def _cannot_connect(urls: Sequence[str], exc: Exception, settings: NatsSettings) -> ServerError:
     detail = str(exc) or type(exc).__name__
     hint = (
-        _refusal(exc) or "is a server running? start one with `cerouter server` or `cerouter run`"
+        _refusal(exc, settings)
+        or "is a server running? start one with `cerouter server` or `cerouter run`"
     )
     return ServerError(f"cannot connect to {', '.join(urls)}: {detail} ({hint})")
 
@@ -56,7 +68,7 @@ def _client_options(settings: NatsSettings) -> dict[str, Any]:
 
 async def connect_once(settings: NatsSettings) -> Client:
     """Connect for a short-lived command: no reconnects, a clear error when nobody answers."""
-    urls = list(settings.urls)
+    urls = list(settings.urls or (DEFAULT_URL,))
     try:
         return await nats.connect(
             servers=urls,
@@ -70,7 +82,7 @@ async def connect_once(settings: NatsSettings) -> Client:
             **_client_options(settings),
         )
     except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
-        raise _cannot_connect(urls, exc) from None
+        raise _cannot_connect(urls, exc, settings) from None
 
 
 def _tls_context(tls: TlsSettings) -> ssl.SSLContext:
@@ -141,7 +153,7 @@ async def connect_service(
         # The most telling failure: a refusal (a retry may end in a mere reset), else the last.
         refused = [e for e in first_failures if _refusal(e) is not None]
         cause = next((e for e in [*refused, *reversed(first_failures)] if str(e)), exc)
-        raise _cannot_connect(options["servers"], cause) from None
+        raise _cannot_connect(options["servers"], cause, settings) from None
     nc.options["max_reconnect_attempts"] = -1  # a router outlives any server restart
     return nc
 

@@ -4,6 +4,12 @@
 user goes from clone to a running server with no other install. The same class serves
 ``cerouter server``, ``cerouter run`` and the test suite's fixtures.
 
+With ``ServerConfig(token=...)`` the server accepts only clients that present the token. It is
+handed over in a configuration file (mode 0600, in the store, removed when the server stops),
+never on the command line, where any local user could read it (``ps``). Without a token the
+server accepts everyone (the library default; the CLI's default is a token, see
+:mod:`cerouter.nats.local_auth`).
+
 The server's log is read on a thread (not the event loop) so the class works from synchronous code
 (test fixtures) and asynchronous code (``async with``) alike; reading continuously also keeps the
 child from blocking on a full stderr pipe.
@@ -15,6 +21,7 @@ import asyncio
 import collections
 import ctypes
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -39,6 +46,8 @@ RANDOM_PORT = -1
 _LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
 _READY = "Server is ready"
 _PORT_TAKEN = re.compile(r"(address already in use|Error listening on port)", re.IGNORECASE)
+_CONFIG_FILE = ".cerouter.nats.conf"
+_TOKEN_CHARS = re.compile(r"[!#-\[\]-~]+")  # printable ASCII but space, quote, backslash
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,9 @@ class ServerConfig:
     """How to start the embedded server.
 
     ``port=-1`` picks a free port. ``store_dir=None`` uses a temporary directory that is removed
-    when the server stops. ``extra_args`` is passed through to ``nats-server`` as is (cluster
-    routes, leaf-node remotes and other settings until they get options of their own).
+    when the server stops. ``token``: clients must present it (``None``: no authentication).
+    ``extra_args`` is passed through to ``nats-server`` as is (cluster routes, leaf-node remotes
+    and other settings until they get options of their own).
     """
 
     host: str = DEFAULT_HOST
@@ -58,6 +68,7 @@ class ServerConfig:
     ready_timeout: float = 15.0
     stop_timeout: float = 10.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    token: str | None = field(default=None, repr=False)
 
 
 def find_nats_server() -> str:
@@ -99,6 +110,7 @@ class EmbeddedServer:
         self._port: int | None = None
         self._reader: threading.Thread | None = None
         self._lock: IO[str] | None = None
+        self._auth_config: Path | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -137,11 +149,29 @@ class EmbeddedServer:
     def _command(self) -> list[str]:
         cfg = self.config
         cmd = [find_nats_server(), "-a", cfg.host, "-p", str(cfg.port)]
+        if cfg.token is not None:
+            cmd += ["-c", str(self._write_auth_config(cfg.token))]
         if cfg.jetstream:
             cmd += ["-js", "-sd", str(self.store_dir)]
         if cfg.server_name:
             cmd += ["-n", cfg.server_name]
         return [*cmd, *cfg.extra_args]
+
+    def _write_auth_config(self, token: str) -> Path:
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise ServerError(
+                "the server token must be printable ASCII without spaces, quotes or backslashes"
+            )
+        path = self.store_dir / _CONFIG_FILE
+        try:
+            path.unlink(missing_ok=True)  # a file left by a killed run: made afresh, mode 0600
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(f"authorization: {{token: {json.dumps(token)}}}\n")
+        except OSError as exc:
+            raise ServerError(f"cannot write the server configuration {path}: {exc}") from None
+        self._auth_config = path
+        return path
 
     def start(self) -> None:
         """Start the server and block until it accepts clients (or raise ``ServerError``)."""
@@ -234,6 +264,9 @@ class EmbeddedServer:
         self._lock = lock
 
     def _cleanup(self) -> None:
+        if self._auth_config is not None:
+            self._auth_config.unlink(missing_ok=True)
+            self._auth_config = None
         if self._lock is not None:
             self._lock.close()  # closing the file releases the lock
             self._lock = None

@@ -1,16 +1,21 @@
 """Provisioning: make the JetStream streams routes.yaml declares exist, as declared.
 
-Idempotent: a missing stream is created; an existing one whose updatable settings (subjects,
-limits, duplicate window, description) differ is updated, and the change is logged; one whose
-retention or storage differ cannot be changed in place, so start-up stops with an error that says
-so rather than deleting anybody's data.
+Idempotent: a missing stream is created (undeclared settings get NATS's defaults); an existing
+one whose declared settings (subjects, limits, replicas, duplicate window, description) differ
+is updated, and the change is logged. Only declared settings are touched: the update starts from
+the stream's configuration on the server, so what routes.yaml does not declare (``discard``,
+message size and per-subject limits, metadata, a limit it does not mention...) stays as it is.
+A stream whose retention or storage differ cannot be changed in place, so start-up stops with an
+error that says so rather than deleting anybody's data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
@@ -33,20 +38,42 @@ class Provisioned:
     changes: tuple[str, ...] = ()
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
-    """The nats-py stream configuration of a declared stream."""
-    return StreamConfig(
-        name=spec.name,
-        description=spec.description,
-        subjects=list(spec.subjects),
-        retention=RetentionPolicy(spec.retention),
-        storage=StorageType(spec.storage),
-        max_age=spec.max_age,
-        max_bytes=spec.max_bytes if spec.max_bytes is not None else -1,
-        max_msgs=spec.max_msgs if spec.max_msgs is not None else -1,
-        num_replicas=spec.replicas,
-        duplicate_window=spec.duplicate_window,
+# Settings of a new stream that routes.yaml leaves undeclared: NATS's own defaults.
+_NEW_STREAM_DEFAULTS: dict[str, Any] = {
+    "max_age": 0.0,
+    "max_bytes": -1,
+    "max_msgs": -1,
+    "num_replicas": 1,
+    "duplicate_window": 120.0,
+}
+_FIXED = ("retention", "storage")  # cannot change in place
+_DURATIONS = ("max_age", "duplicate_window")
+_YAML_NAME = {"num_replicas": "replicas"}
+
+
+def declared_settings(spec: StreamSpec) -> dict[str, Any]:
+    """The :class:`StreamConfig` fields routes.yaml sets for ``spec``, in a fixed order: subjects,
+    retention and storage always, the others only when declared."""
+    settings: dict[str, Any] = {
+        "subjects": list(spec.subjects),
+        "retention": RetentionPolicy(spec.retention),
+        "storage": StorageType(spec.storage),
+    }
+    optional = (
+        ("description", spec.description),
+        ("max_age", spec.max_age),
+        ("max_bytes", spec.max_bytes),
+        ("max_msgs", spec.max_msgs),
+        ("num_replicas", spec.replicas),
+        ("duplicate_window", spec.duplicate_window),
     )
+    settings.update((key, value) for key, value in optional if value is not None)
+    return settings
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    """The nats-py configuration of a new stream: the declared settings, defaults for the rest."""
+    return StreamConfig(name=spec.name, **(_NEW_STREAM_DEFAULTS | declared_settings(spec)))
 
 
 def _name(value: object) -> str:
@@ -54,29 +81,39 @@ def _name(value: object) -> str:
     return str(value.value) if isinstance(value, Enum) else str(value)
 
 
-def _differences(want: StreamConfig, have: StreamConfig) -> tuple[list[str], list[str]]:
+def _same(key: str, want: Any, have: Any) -> bool:
+    if key == "subjects":
+        return sorted(want) == sorted(have or [])
+    if key in _DURATIONS:
+        return abs(float(want) - float(have or 0)) <= 1e-6
+    return bool(want == have)
+
+
+def _differences(
+    declared: dict[str, Any], have: StreamConfig
+) -> tuple[list[str], dict[str, Any], list[str]]:
+    """(fixed settings that differ, declared settings to change, their descriptions)."""
     fixed: list[str] = []
-    for key in ("retention", "storage"):
-        old, new = _name(getattr(have, key)), _name(getattr(want, key))
+    for key in _FIXED:
+        old, new = _name(getattr(have, key)), _name(declared[key])
         if old != new:
             fixed.append(f"{key} {old} -> {new}")
+    update: dict[str, Any] = {}
     changes: list[str] = []
-    if sorted(want.subjects or []) != sorted(have.subjects or []):
-        changes.append(f"subjects {have.subjects} -> {want.subjects}")
-    for key in ("max_bytes", "max_msgs", "num_replicas", "description"):
-        if getattr(want, key) != getattr(have, key):
-            changes.append(f"{key} {getattr(have, key)} -> {getattr(want, key)}")
-    for key in ("max_age", "duplicate_window"):
-        if abs((getattr(want, key) or 0) - (getattr(have, key) or 0)) > 1e-6:
-            changes.append(f"{key} {getattr(have, key)}s -> {getattr(want, key)}s")
-    return fixed, changes
+    for key, want in declared.items():
+        old = getattr(have, key)
+        if key in _FIXED or _same(key, want, old):
+            continue
+        update[key] = want
+        unit = "s" if key in _DURATIONS else ""
+        changes.append(f"{_YAML_NAME.get(key, key)} {old}{unit} -> {want}{unit}")
+    return fixed, update, changes
 
 
 async def provision_streams(js: JetStreamContext, specs: Iterable[StreamSpec]) -> list[Provisioned]:
     """Create or update every declared stream; raise :class:`ProvisionError` on a conflict."""
     done: list[Provisioned] = []
     for spec in specs:
-        want = stream_config(spec)
         try:
             info = await js.stream_info(spec.name)
         except NotFoundError:
@@ -87,12 +124,12 @@ async def provision_streams(js: JetStreamContext, specs: Iterable[StreamSpec]) -
             ) from None
         if info is None:
             try:
-                await js.add_stream(want)
+                await js.add_stream(stream_config(spec))
             except Exception as exc:
                 raise ProvisionError(f"cannot create stream {spec.name}: {exc}") from None
             done.append(Provisioned(spec.name, "created"))
             continue
-        fixed, changes = _differences(want, info.config)
+        fixed, update, changes = _differences(declared_settings(spec), info.config)
         if fixed:
             raise ProvisionError(
                 f"stream {spec.name} exists with {'; '.join(fixed)}; these cannot be changed in "
@@ -102,7 +139,8 @@ async def provision_streams(js: JetStreamContext, specs: Iterable[StreamSpec]) -
             done.append(Provisioned(spec.name, "unchanged"))
             continue
         try:
-            await js.update_stream(want)
+            # From the server's configuration: settings cerouter does not manage are kept.
+            await js.update_stream(dataclasses.replace(info.config, **update))
         except Exception as exc:
             raise ProvisionError(f"cannot update stream {spec.name}: {exc}") from None
         done.append(Provisioned(spec.name, "updated", tuple(changes)))

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cerouter.config.load import load_router_config
@@ -44,6 +44,7 @@ class Service:
     server: EmbeddedServer | None
     lifecycle: Lifecycle
     reload_from: Path | None
+    token: str | None = field(default=None, repr=False)  # replaces routes.yaml's credentials
 
     @property
     def url(self) -> str:
@@ -84,7 +85,7 @@ class Service:
             return False
         try:
             config, registry = await asyncio.to_thread(load_router_config, self.reload_from)
-            await self.router.reload(config, registry)
+            await self.router.reload(_authenticated(config, self.token), registry)
         except Exception as exc:  # whatever went wrong, the running configuration must survive
             log.error(
                 "reload rejected; the previous configuration stays in force",
@@ -101,6 +102,7 @@ async def serve(
     options: RouterOptions | None = None,
     *,
     embedded: ServerConfig | None = None,
+    token: str | None = None,
     reload_from: Path | None = None,
     watch: bool = False,
     signals: bool = True,
@@ -109,9 +111,14 @@ async def serve(
 
     ``reload_from`` is the routes file SIGHUP (and :meth:`Service.reload`) reloads; ``watch``
     also reloads when it or a schema file changes. ``signals=False`` leaves signal handling to
-    the caller (for a program that embeds the router).
+    the caller (for a program that embeds the router). ``token`` authenticates the router instead
+    of routes.yaml's ``nats`` credentials; it defaults to the embedded server's own
+    (``embedded.token``).
     """
     options = options or RouterOptions()
+    if token is None and embedded is not None:
+        token = embedded.token
+    config = _authenticated(config, token)
     lifecycle = Lifecycle()
     if signals:
         lifecycle.install_signals(reload=reload_from is not None)
@@ -127,7 +134,7 @@ async def serve(
             options = replace(options, urls=(server.url,))
         router = Router(config, registry, options)
         await router.start()
-        service = Service(router, server, lifecycle, reload_from)
+        service = Service(router, server, lifecycle, reload_from, token)
         tasks.append(asyncio.create_task(_reloads(service)))
         if baseline is not None and reload_from is not None:
             tasks.append(asyncio.create_task(_watch(service, reload_from, baseline)))
@@ -143,6 +150,14 @@ async def serve(
         if server is not None:
             await server.__aexit__(None, None, None)
         lifecycle.remove_signals()
+
+
+def _authenticated(config: RouterConfig, token: str | None) -> RouterConfig:
+    """``config`` connecting with ``token`` instead of its own credentials (when given)."""
+    if token is None:
+        return config
+    nats = replace(config.nats, token=token, credentials=None, user=None, password=None)
+    return replace(config, nats=nats)
 
 
 async def _reloads(service: Service) -> None:

@@ -256,9 +256,13 @@ class WorkerApp:
             raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
 
 
-async def connect_worker(urls: Sequence[str], *, name: str, connect_timeout: float = 2.0) -> Client:
+async def connect_worker(
+    urls: Sequence[str], *, name: str, connect_timeout: float = 2.0, token: str | None = None
+) -> Client:
     """Connect for a long-running worker: fail fast at start-up, then reconnect forever."""
-    settings = NatsSettings(urls=tuple(urls), name=name, connect_timeout=connect_timeout)
+    settings = NatsSettings(
+        urls=tuple(urls), name=name, connect_timeout=connect_timeout, token=token
+    )
     return await connect_service(settings, on_event=_log_connection)
 
 
