@@ -12,15 +12,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from cerouter.binding import DecodedEvent, decode
+from cerouter.validation.messages import RULE_LIMIT
 from cerouter.validation.registry import (
     MAX_PROBLEMS,
     CompiledSchema,
     SchemaRegistry,
     SchemasSettings,
 )
-from cerouter.validation.report import Stage
+from cerouter.validation.report import VALUE_LIMIT, Stage
+from cerouter.validation.validator import EventValidator
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS = REPO / "examples" / "events"
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
 
 def load_schema(tmp_path: Path, document: Any) -> CompiledSchema:
@@ -65,3 +75,141 @@ def test_a_few_errors_in_a_large_document_are_still_found(integers: CompiledSche
     data[150_000] = "x"
     problems = integers.errors(data)
     assert problems[0].where == "data/150000"
+
+
+# --------------------------------------------------------------------------- item 10: no values
+
+SECRET = "hunter2-TOPSECRET"
+
+# One schema per keyword that can reject a string (or an object holding one), with data holding
+# the secret: jsonschema-rs's own messages would quote it in every case.
+SECRET_CASES: list[tuple[dict[str, Any], Any]] = [
+    ({"pattern": "^[a-z]+$"}, SECRET),
+    ({"enum": ["a", "b"]}, SECRET),
+    ({"const": "a"}, SECRET),
+    ({"type": "integer"}, SECRET),
+    ({"type": ["integer", "null"]}, SECRET),
+    ({"format": "email"}, SECRET),
+    ({"format": "date-time"}, SECRET),
+    ({"maxLength": 3}, SECRET),
+    ({"minLength": 30}, SECRET),
+    ({"not": {"type": "string"}}, SECRET),
+    ({"anyOf": [{"type": "integer"}, {"maxLength": 1}]}, SECRET),
+    ({"oneOf": [{"type": "string"}, {"minLength": 1}]}, SECRET),
+    ({"oneOf": [{"type": "integer"}, {"type": "null"}]}, SECRET),
+    ({"$schema": DRAFT_07, "contentEncoding": "base64"}, SECRET),
+    ({"$schema": DRAFT_07, "contentMediaType": "application/json"}, SECRET),
+    ({"items": {"type": "integer"}}, [SECRET]),
+    ({"uniqueItems": True}, [SECRET, SECRET]),
+    ({"contains": {"type": "integer"}}, [SECRET]),
+    ({"maxItems": 0}, [SECRET]),
+    ({"prefixItems": [{}], "unevaluatedItems": False}, [1, SECRET]),
+    ({"required": ["name"]}, {"password": SECRET}),
+    ({"maxProperties": 0}, {"password": SECRET}),
+    ({"properties": {"password": {"pattern": "^[a-z]+$"}}}, {"password": SECRET}),
+    ({"additionalProperties": {"type": "integer"}}, {"password": SECRET}),
+    ({"dependentRequired": {"password": ["user"]}}, {"password": SECRET}),
+    ({"propertyNames": {"maxLength": 3}}, {"password": SECRET}),
+]
+
+
+@pytest.mark.parametrize(("schema", "data"), SECRET_CASES, ids=lambda x: json.dumps(x)[:40])
+def test_a_secret_in_the_data_never_appears_in_the_report(
+    tmp_path: Path, schema: dict[str, Any], data: Any
+) -> None:
+    compiled = load_schema(tmp_path, {"$schema": DRAFT_2020_12, **schema})
+    assert not compiled.is_valid(data)
+    problems = compiled.errors(data)
+    assert problems
+    for problem in problems:
+        assert "TOPSECRET" not in problem.message
+        assert "TOPSECRET" not in str(problem)
+        assert problem.message  # the rule is still named
+
+
+def test_reports_name_the_place_and_the_rule(tmp_path: Path) -> None:
+    compiled = load_schema(
+        tmp_path,
+        {
+            "properties": {
+                "password": {"type": "string", "pattern": "^[a-z]+$"},
+                "items": {"items": {"properties": {"price": {"minimum": 0}}}},
+            }
+        },
+    )
+    data = {"password": SECRET, "items": [{"price": -3}]}
+    assert {str(p) for p in compiled.errors(data)} == {
+        'data/password: does not match "^[a-z]+$"',
+        "data/items/0/price: is less than the minimum of 0",
+    }
+    assert {str(p) for p in compiled.errors(data, include_values=True)} == {
+        f'data/password: "{SECRET}" does not match "^[a-z]+$"',
+        "data/items/0/price: -3 is less than the minimum of 0",
+    }
+
+
+def secret_event(**changes: Any) -> DecodedEvent:
+    event = {**orjson.loads((EVENTS / "order-created.json").read_bytes()), **changes}
+    return decode(STRUCTURED, orjson.dumps(event))
+
+
+@pytest.fixture(scope="module")
+def shop() -> SchemaRegistry:
+    return SchemaRegistry.load(SchemasSettings(REPO / "schemas"))
+
+
+def test_the_router_summary_never_shows_data_or_attribute_values(shop: SchemaRegistry) -> None:
+    data = orjson.loads((EVENTS / "order-created.json").read_bytes())["data"]
+    data["customer"]["email"] = SECRET
+    data["total"]["currency"] = SECRET
+    event = secret_event(
+        data=data, time=SECRET, dataschema=SECRET, severitynumber=SECRET, deprecated=SECRET
+    )
+    summary = EventValidator(shop).check(event).summary()
+    assert "data/customer/email: is not a valid email" in summary
+    assert "time: is not an RFC 3339 timestamp" in summary
+    assert "severitynumber: is not an Integer" in summary
+    assert "TOPSECRET" not in summary
+    strict = EventValidator(
+        SchemaRegistry.load(SchemasSettings(REPO / "schemas", unknown="reject"))
+    )
+    assert "TOPSECRET" not in strict.check(secret_event(type=SECRET)).summary()
+    text = secret_event(datacontenttype=f"text/{SECRET.lower()}", data="x")
+    assert "topsecret" not in EventValidator(shop).check(text).summary()
+
+
+def test_values_are_shown_only_when_asked_and_then_shortened(shop: SchemaRegistry) -> None:
+    long_secret = SECRET * 20
+    data = orjson.loads((EVENTS / "order-created.json").read_bytes())["data"]
+    data["total"]["currency"] = long_secret
+    event = secret_event(data=data, time=long_secret)
+    problems = EventValidator(shop, include_values=True).check(event).problems
+    assert [p.where for p in problems] == ["time", "data/total/currency"]
+    for problem in problems:
+        assert SECRET in problem.message
+        assert long_secret not in problem.message
+        assert len(problem.message) < VALUE_LIMIT + 80  # the value, cut, and the rule
+
+
+def test_check_json_shows_values_unless_told_not_to(shop: SchemaRegistry) -> None:
+    # The checker of a developer's own files (cerouter validate) shows values by default.
+    event = {**orjson.loads((EVENTS / "order-created.json").read_bytes()), "time": SECRET}
+    for validator in (EventValidator(shop), EventValidator(shop, include_values=True)):
+        assert SECRET in validator.check_json(event).summary()
+        assert SECRET not in validator.check_json(event, include_values=False).summary()
+    event["price"] = [SECRET]  # a member rule (not a CloudEvents type)
+    assert "TOPSECRET" not in EventValidator(shop).check_json(event, include_values=False).summary()
+
+
+def test_member_names_in_pointers_are_shortened(tmp_path: Path) -> None:
+    compiled = load_schema(tmp_path, {"additionalProperties": {"type": "integer"}})
+    (problem,) = compiled.errors({"k" * 10_000: "x"})
+    assert len(problem.where) <= len("data/") + VALUE_LIMIT
+
+
+def test_a_message_stays_short_whatever_the_schema_lists(tmp_path: Path) -> None:
+    options = [f"option-{i}-" + "x" * 200 for i in range(1_000)]
+    compiled = load_schema(tmp_path, {"enum": options})
+    (problem,) = compiled.errors("nope", include_values=True)
+    assert problem.message.startswith('"nope" is not one of "option-0-')
+    assert len(problem.message) <= VALUE_LIMIT + 1 + RULE_LIMIT

@@ -37,10 +37,10 @@ from cerouter.validation.loader import (
     TYPE_KEYWORD,
     LoadedDirectory,
     SchemaFile,
-    error_message,
     load_directory,
 )
-from cerouter.validation.report import Problem, Stage
+from cerouter.validation.messages import rule_message
+from cerouter.validation.report import Problem, Stage, shorten
 
 __all__ = ["CompiledSchema", "SchemaEntry", "SchemaRegistry", "SchemasSettings"]
 
@@ -110,8 +110,14 @@ class CompiledSchema:
         self._validator = validator
         self.is_valid = validator.is_valid
 
-    def errors(self, instance: Any, *, limit: int = MAX_PROBLEMS) -> tuple[Problem, ...]:
+    def errors(
+        self, instance: Any, *, limit: int = MAX_PROBLEMS, include_values: bool = False
+    ) -> tuple[Problem, ...]:
         """How ``instance`` breaks the schema, located by JSON pointer below ``data``.
+
+        Each message names the rule, not the failing value (:mod:`cerouter.validation.messages`);
+        ``include_values`` puts the value (a scalar, shortened) first. Pointer tokens, which are
+        the data's member names, are shortened too.
 
         At most ``limit`` problems, then one more saying that there are more, uncounted. The work
         is bounded whatever the instance holds: jsonschema-rs finds every error before it yields
@@ -123,18 +129,15 @@ class CompiledSchema:
             try:
                 self._validator.validate(instance)
             except jsonschema_rs.ValidationError as first:
-                return (self._problem(first), _NOT_LOOKED_FOR)
+                return (_problem(first, include_values), _NOT_LOOKED_FOR)
             return ()
         problems: list[Problem] = []
         for error in self._validator.iter_errors(instance):
             if len(problems) >= limit:
                 problems.append(_MORE)
                 break
-            problems.append(self._problem(error))
+            problems.append(_problem(error, include_values))
         return tuple(problems)
-
-    def _problem(self, error: jsonschema_rs.ValidationError) -> Problem:
-        return Problem(Stage.DATA, _pointer(error.instance_path), error_message(error))
 
     def __repr__(self) -> str:
         return f"CompiledSchema(id={self.id!r}, path={str(self.path)!r})"
@@ -344,5 +347,10 @@ def _more_values_than(instance: Any, budget: int) -> bool:
     return False
 
 
+def _problem(error: jsonschema_rs.ValidationError, include_values: bool) -> Problem:
+    message = rule_message(error, include_values=include_values)
+    return Problem(Stage.DATA, _pointer(error.instance_path), message)
+
+
 def _pointer(path: list[str | int]) -> str:
-    return "data" + "".join(f"/{pointer_token(part)}" for part in path)
+    return "data" + "".join(f"/{shorten(pointer_token(part))}" for part in path)
