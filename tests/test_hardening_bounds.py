@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ import orjson
 import pytest
 
 from cerouter.binding import DecodedEvent, decode
+from cerouter.bounded import MEMO_KEY_CHARS
+from cerouter.validation import envelope
+from cerouter.validation.envelope import check_attributes
 from cerouter.validation.messages import RULE_LIMIT
 from cerouter.validation.registry import (
     MAX_PROBLEMS,
@@ -213,3 +217,38 @@ def test_a_message_stays_short_whatever_the_schema_lists(tmp_path: Path) -> None
     (problem,) = compiled.errors("nope", include_values=True)
     assert problem.message.startswith('"nope" is not one of "option-0-')
     assert len(problem.message) <= VALUE_LIMIT + 1 + RULE_LIMIT
+
+
+# --------------------------------------------------------------------------- item 4: memos
+
+LONG = 10_000  # characters: far above the memo key limit, small enough to check fast
+ASCII_KEY_BYTES = sys.getsizeof("a" * MEMO_KEY_CHARS)  # one retained ASCII key at most
+
+
+def test_envelope_memos_do_not_keep_large_values() -> None:
+    # 200 events with distinct 10,000-character source, dataschema, content type and extension
+    # name, all valid: 8 MB of values offered to the memos, none worth keeping.
+    for i in range(200):
+        tail = f"{i:04d}" + "a" * LONG
+        attributes = {
+            "specversion": "1.0",
+            "id": "1",
+            "type": "t",
+            "source": "/" + tail,
+            "dataschema": "https://example.com/" + tail,
+            "datacontenttype": "application/json; p=" + tail,
+            "x" + tail: "v",
+        }
+        assert check_attributes(attributes) == ()
+        assert check_attributes(attributes) == ()  # a second look: still valid, still checked
+    memos = {
+        "names": envelope._valid_names,
+        "plain names": envelope._plain_names,
+        "uri-refs": envelope._valid_uri_refs,
+        "uris": envelope._valid_uris,
+        "media types": envelope._valid_media_types,
+    }
+    for what, memo in memos.items():
+        retained = sum(sys.getsizeof(value) for value in memo)
+        assert retained <= envelope._MEMO_LIMIT * ASCII_KEY_BYTES, what
+        assert all(len(value) <= MEMO_KEY_CHARS for value in memo), what

@@ -38,8 +38,14 @@ SHOULD-level advice (names of at most 20 characters that start with a letter, an
 Speed: a fast path (:func:`_looks_fine`) answers "certainly valid" for the common shapes without
 raising or allocating; anything else goes to the full check (:func:`_problems`), which finds the
 problems, if any. URI-reference, URI, media-type values and extension names found valid are
-remembered (bounded sets), as they repeat across a producer's events; ``time``, new on every
-event, costs one precompiled regex. A property test keeps the two paths in agreement.
+remembered, as they repeat across a producer's events; ``time``, new on every event, costs one
+precompiled regex. A property test keeps the two paths in agreement.
+
+Memory: the five remembered sets hold at most 4,096 strings each, none longer than
+:data:`~cerouter.bounded.MEMO_KEY_CHARS` (256) characters (a longer value is checked every
+time): at most 1 Mi characters per set, ~1.3 MB for ASCII values and ~4.5 MB whatever they are
+(:data:`~cerouter.bounded.MAX_KEY_BYTES` each), whatever producers send. Once a set is full it
+stays as it is: later values take the full check.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from cerouter.binding import DecodedEvent
+from cerouter.bounded import MEMO_KEY_CHARS
 from cerouter.validation.formats import (
     ABSOLUTE_URI,
     ATTRIBUTE_NAME,
@@ -133,6 +140,7 @@ _REQUIRED_SET: Final = frozenset(REQUIRED_ATTRIBUTES)
 _NON_EMPTY: Final = frozenset({*REQUIRED_ATTRIBUTES, "subject", "dataschema"})
 
 # Values seen valid (they repeat: a producer has one source, one content type, few schemas).
+# Bounded in bytes, not only in entries (module docstring): short strings only.
 _MEMO_LIMIT: Final = 4096
 _valid_names: set[str] = set(_TYPES)
 # Extension names found valid that have no known type: any printable String value will do.
@@ -150,7 +158,7 @@ _MEMOS: Final[Mapping[AttrType, set[str]]] = {
 def _remember(memo: set[str], value: str) -> None:
     # Never the empty string: a memo is shared by attributes of one type, and some of those
     # (source) must not be empty while others (dataref) may.
-    if value and len(memo) < _MEMO_LIMIT:
+    if value and len(value) <= MEMO_KEY_CHARS and len(memo) < _MEMO_LIMIT:
         memo.add(value)
 
 
