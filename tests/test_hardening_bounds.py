@@ -7,17 +7,24 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from cerouter.binding import DecodedEvent, decode
-from cerouter.bounded import MEMO_KEY_CHARS
+from cerouter.binding import DataKind, DecodedEvent, Mode, decode
+from cerouter.bounded import MAX_KEY_BYTES, MEMO_KEY_CHARS
+from cerouter.routing import subjects
+from cerouter.routing.filter_spec import compile_filter
+from cerouter.routing.model import Destination, Route
+from cerouter.routing.subjects import MAX_TOKEN_VALUE, TOKEN_MEMO_SIZE, SubjectTemplate
+from cerouter.routing.table import MATCH_MEMO_BYTES, RouteTable
 from cerouter.validation import envelope
 from cerouter.validation.envelope import check_attributes
 from cerouter.validation.messages import RULE_LIMIT
@@ -252,3 +259,118 @@ def test_envelope_memos_do_not_keep_large_values() -> None:
         retained = sum(sys.getsizeof(value) for value in memo)
         assert retained <= envelope._MEMO_LIMIT * ASCII_KEY_BYTES, what
         assert all(len(value) <= MEMO_KEY_CHARS for value in memo), what
+
+
+def routing_event(**attributes: Any) -> DecodedEvent:
+    base = {"specversion": "1.0", "id": "1", "source": "/shop", "type": "t.created"}
+    return DecodedEvent({**base, **attributes}, Mode.STRUCTURED, None, DataKind.ABSENT)
+
+
+def subject_route(name: str, match: Any, *templates: str) -> Route:
+    to = tuple(Destination("subject", SubjectTemplate.parse(t)) for t in templates)
+    return Route(name, compile_filter(match), to)
+
+
+def memo_retained_bytes(table: RouteTable) -> int:
+    """What the table's Match memo holds: its dicts, keys, Matches and their subjects (each
+    object counted once: a tuple key and its Match share the subject strings)."""
+    seen: set[int] = set()
+
+    def size(thing: object) -> int:
+        if id(thing) in seen:
+            return 0
+        seen.add(id(thing))
+        return sys.getsizeof(thing)
+
+    total = 0
+    for memo in table._memos.dicts:
+        total += size(memo)
+        for key, match in memo.items():
+            total += size(key) + (sum(size(part) for part in key) if type(key) is tuple else 0)
+            total += size(match) + size(match.destinations)
+            total += sum(size(d) + size(d.subject) for d in match.destinations)
+    return total
+
+
+ROUTES = [
+    subject_route("audit", {}, "audit.{source}"),  # memoised by the raw source
+    subject_route("pair", {"prefix": {"type": "t."}}, "by.{type}.{source}", "also.{subject}"),
+]
+
+
+def test_the_match_memo_keeps_no_large_values() -> None:
+    # 2,000 events, each with a distinct 10,000-character source and subject: 40 MB of values,
+    # more than the memo's byte limit even before counting anything else.
+    table = RouteTable(ROUTES)
+    for i in range(2_000):
+        value = f"/{i}-" + "s" * LONG
+        matches = table.match(routing_event(source=value, subject=value))
+        assert [m.route.name for m in matches] == ["audit", "pair"]
+        assert len(matches[0].destinations[0].subject) <= len("audit.") + 100
+    assert memo_retained_bytes(table) <= MATCH_MEMO_BYTES
+    assert all(
+        len(key) <= MEMO_KEY_CHARS
+        for memo in table._memos.dicts
+        for key in memo
+        if type(key) is str
+    )
+
+
+def test_the_match_memo_is_bounded_in_bytes() -> None:
+    # Values short enough to be memoised, each seen once: the memo starts over at its byte limit.
+    limit = 256 * 1024
+    table = RouteTable(ROUTES, memo_bytes=limit)
+    peak = 0
+    for i in range(5_000):
+        value = f"/{i}-" + "s" * 200
+        table.match(routing_event(source=value, subject=value))
+        if i % 50 == 0:
+            peak = max(peak, memo_retained_bytes(table))
+    assert 0 < peak <= limit
+    assert 0 < memo_retained_bytes(table) <= limit
+
+
+def test_long_event_types_are_not_kept_by_the_type_cache() -> None:
+    table = RouteTable(ROUTES)
+    for i in range(500):
+        event_type = f"t.{i}-" + "x" * LONG
+        matches = table.match(routing_event(type=event_type))
+        assert [m.route.name for m in matches] == ["audit", "pair"]
+    table.match(routing_event(type="t.short"))
+    assert list(table._cache) == ["t.short"]
+
+
+def test_subject_tokens_of_large_values_are_not_kept() -> None:
+    # The token memo is a functools.lru_cache, which cannot be inspected: count what rendering
+    # 10,000 distinct 1,000-character values (made and dropped one by one) leaves allocated.
+    # More values than the memo has room for, so whatever it held before, it would end up
+    # holding 4,096 or more of them (4 MB and up) if it kept such values.
+    template = SubjectTemplate.parse("audit.{source}.{subject}")
+    last = ""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(10_000):
+            last = template.render({"source": f"/{i}-" + "s" * 1_000, "subject": "x"})
+        del last
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 100_000
+
+
+def test_the_token_memo_is_bounded_by_entries_times_the_largest_entry() -> None:
+    template = SubjectTemplate.parse("audit.{source}")
+    for i in range(2 * TOKEN_MEMO_SIZE):  # the costliest keys it keeps: 256 astral characters
+        value = f"{i:05d}" + "\U0001f600" * (MEMO_KEY_CHARS - 5)
+        assert template.render({"source": value}).startswith("audit.0")
+    memo = subjects._tokens
+    assert 0 < len(memo) <= TOKEN_MEMO_SIZE
+    assert all(len(value) <= MEMO_KEY_CHARS for value in memo)
+    token_bytes = sys.getsizeof("t" * MAX_TOKEN_VALUE)
+    retained = sys.getsizeof(memo) + sum(
+        sys.getsizeof(k) + sys.getsizeof(t) for k, t in memo.items()
+    )
+    assert retained <= TOKEN_MEMO_SIZE * (MAX_KEY_BYTES + token_bytes + 100)  # ~5.5 MB
