@@ -136,9 +136,7 @@ async def test_invalid_unrouted_and_undeliverable_events_are_dead_lettered(
     }  # fmt: skip
     schema = by_subject["deadletter.schema"]
     assert schema.headers is not None
-    assert (
-        "data/items/0/price: -3 is less than the minimum of 0" in schema.headers["cerouter-reason"]
-    )
+    assert "data/items/0/price: is less than the minimum of 0" in schema.headers["cerouter-reason"]
     # publish --event re-encodes the file compactly; the router keeps those bytes untouched
     assert orjson.loads(schema.data) == orjson.loads(
         (EVENTS / "order-created-invalid.json").read_bytes()

@@ -63,7 +63,7 @@ def test_problems_are_envelope_stage_and_name_the_attribute() -> None:
     assert problem.stage is Stage.ENVELOPE
     assert problem.where == "time"
     assert "RFC 3339" in problem.message
-    assert str(problem).startswith("time: 'yesterday' is not an RFC 3339 timestamp")
+    assert str(problem).startswith("time: is not an RFC 3339 timestamp")
 
 
 # --------------------------------------------------------------------------- required
@@ -525,7 +525,7 @@ def test_fast_path_never_disagrees_with_the_full_check(
     changes: dict[str, Any], from_base: bool
 ) -> None:
     attributes = {**BASE, **changes} if from_base else changes
-    full = envelope._problems(attributes)
+    full = envelope._problems(attributes, False)
     if envelope._looks_fine(attributes):
         assert full == ()
     assert check_attributes(attributes) == full

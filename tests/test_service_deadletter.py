@@ -43,7 +43,7 @@ CASES = [
     (b"\x00\x01 not json", "binding", "binding", "not a JSON event"),
     (orjson.dumps({**event(), "specversion": "0.9"}), "envelope", "envelope", "specversion"),
     (orjson.dumps({**event(), "Bad": "x"}), "envelope", "envelope", "Bad"),
-    (orjson.dumps(event(data={"n": -3})), "schema", "data", "-3 is less than the minimum of 0"),
+    (orjson.dumps(event(data={"n": -3})), "schema", "data", "is less than the minimum of 0"),
     (
         orjson.dumps(event("com.example.strict", data={"x": 1})),
         "schema",

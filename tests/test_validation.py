@@ -68,9 +68,9 @@ def test_invalid_data_is_reported_with_pointers(validator: EventValidator, to_ev
     report = validator.check(to_event(example("order-created-invalid.json")))
     assert not report.ok
     assert sorted(summary(report)) == [
-        'data|data/customer/email: "not-an-email" is not a valid email',
-        "data|data/items/0/price: -3 is less than the minimum of 0",
-        'data|data/total/currency: "euro" does not match "^[A-Z]{3}$"',
+        "data|data/customer/email: is not a valid email",
+        "data|data/items/0/price: is less than the minimum of 0",
+        'data|data/total/currency: does not match "^[A-Z]{3}$"',
     ]
 
 
@@ -78,9 +78,8 @@ def test_envelope_and_data_problems_come_together(validator: EventValidator) -> 
     report = validator.check(structured(example("order-paid-invalid.json")))
     assert summary(report) == [
         "envelope|id: must not be empty",
-        "envelope|time: '2026-05-01 25:00' is not an RFC 3339 timestamp "
-        "(like 2024-05-01T12:30:00Z)",
-        'data|data/method: "cash" is not one of "card", "paypal", "invoice", "voucher"',
+        "envelope|time: is not an RFC 3339 timestamp (like 2024-05-01T12:30:00Z)",
+        'data|data/method: is not one of "card", "paypal", "invoice", "voucher"',
     ]
 
 
@@ -113,7 +112,7 @@ def test_non_json_data_with_a_schema_is_a_data_problem(validator: EventValidator
     (problem,) = validator.check(structured(event)).problems
     assert problem.stage is Stage.DATA
     assert problem.message == (
-        "datacontenttype 'text/plain' is not JSON (*/json or */*+json); schema "
+        "datacontenttype is not JSON (*/json or */*+json); schema "
         "https://schemas.example.com/shop/order-created.json can only validate JSON data"
     )
 
@@ -151,7 +150,7 @@ def test_missing_data_with_a_schema_is_a_data_problem(validator: EventValidator)
 def test_explicit_null_data_is_validated(validator: EventValidator) -> None:
     event = {**example("order-created.json"), "data": None}
     (problem,) = validator.check(structured(event)).problems
-    assert problem.message == 'null is not of type "object"'
+    assert problem.message == 'is not of type "object"'
 
 
 # --------------------------------------------------------------------------- schema choice
@@ -167,7 +166,7 @@ def test_types_without_schema_can_be_rejected() -> None:
     event = {**example("order-created.json"), "type": "com.example.cart.abandoned"}
     (problem,) = strict.check(structured(event)).problems
     assert problem.stage is Stage.DATA
-    assert "no schema for event type 'com.example.cart.abandoned'" in problem.message
+    assert "no schema for the event's type" in problem.message
     assert strict.check(structured(example("order-created.json"))) is VALID
 
 

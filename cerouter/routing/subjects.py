@@ -24,6 +24,12 @@ So ``orders.{type}`` with type ``com.example.order.created`` renders
 ``orders.com_example_order_created``. The rule is not reversible (``a.b`` and ``a_b`` give the
 same token); the event keeps its attributes, so nothing is lost. Rendered subjects have exactly
 as many tokens as the template.
+
+Escaped tokens are memoised (values repeat) for values of at most
+:data:`~cerouter.bounded.MEMO_KEY_CHARS` (256) characters, at most :data:`TOKEN_MEMO_SIZE` of
+them (then the memo starts over): with tokens of at most 100 characters, at most ~5.5 MB
+whatever producers send, ~2.5 MB for ASCII values. Longer values are escaped afresh every time,
+reading only their first 91 characters (and hashing the whole value).
 """
 
 from __future__ import annotations
@@ -32,16 +38,19 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from cerouter.binding import canonical_string
+from cerouter.bounded import MEMO_KEY_CHARS
 
 MAX_TOKEN_VALUE = 100
 """The longest token a placeholder renders; longer values are shortened with a digest."""
 
 MISSING_TOKEN = "_"
 """What a missing or empty attribute renders to."""
+
+TOKEN_MEMO_SIZE = 4096
+"""How many escaped tokens are kept before the memo starts over; see the module docstring."""
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
@@ -55,18 +64,31 @@ class SubjectError(ValueError):
     """A subject, subject pattern or template is malformed (the message says how)."""
 
 
-@lru_cache(maxsize=8192)
+_tokens: dict[str, str] = {}  # value -> token, for values of at most MEMO_KEY_CHARS characters
+
+
 def escape_token(value: str) -> str:
     """Make an attribute value a safe NATS subject token (rule in the module docstring)."""
+    token = _tokens.get(value)
+    if token is None:
+        token = _escape(value)
+        if len(value) <= MEMO_KEY_CHARS:
+            if len(_tokens) >= TOKEN_MEMO_SIZE:
+                _tokens.clear()
+            _tokens[value] = token
+    return token
+
+
+def _escape(value: str) -> str:
     if _SAFE_VALUE.fullmatch(value):
         return value
     if not value:
         return MISSING_TOKEN
-    safe = _UNSAFE.sub("_", value)
-    if len(safe) > MAX_TOKEN_VALUE:
-        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        safe = f"{safe[: MAX_TOKEN_VALUE - 9]}-{digest}"
-    return safe
+    if len(value) <= MAX_TOKEN_VALUE:
+        return _UNSAFE.sub("_", value)
+    # One character in, one out: the first characters are all a shortened token keeps.
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{_UNSAFE.sub('_', value[: MAX_TOKEN_VALUE - 9])}-{digest}"
 
 
 def _token_of(value: Any) -> str:
@@ -230,11 +252,13 @@ def _compile_renderer(
         head = "".join(p for p in merged[:index] if isinstance(p, str))
         tail = "".join(p for p in merged[index + 1 :] if isinstance(p, str))
         name = names[0]
+        known = _tokens.get
 
         def render_one(attrs: Mapping[str, Any], extra: Mapping[str, Any] | None) -> str:
             value = extra[name] if extra is not None and name in extra else attrs.get(name)
             if value.__class__ is str:
-                return head + escape_token(value) + tail
+                token = known(value)
+                return head + (escape_token(value) if token is None else token) + tail
             return head + _token_of(value) + tail
 
         return render_one

@@ -11,14 +11,22 @@ candidate list for an event type is computed once and kept (at most ``cache_size
 the memo starts over), so a steady stream costs one dict lookup plus the routes' remaining
 conditions. No I/O, no logging, nothing compiled per event; data is parsed only when a candidate
 route has a data condition.
+
+Memory is bounded whatever producers send (see :mod:`cerouter.bounded`): event values of more
+than :data:`~cerouter.bounded.MEMO_KEY_CHARS` (256) characters are never memo keys (such an
+event is matched and rendered afresh), the rendered Matches are bounded in bytes
+(:data:`MATCH_MEMO_BYTES`) as well as in number, and the per-type plans in number, each holding
+its type (at most 256 characters) and one small tuple per candidate route.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from cerouter.binding import DecodedEvent, canonical_string
+from cerouter.bounded import MEMO_KEY_CHARS
 from cerouter.errors import BindingError
 from cerouter.routing.filters import (
     AnyOf,
@@ -94,20 +102,34 @@ class _Plan:
 MATCH_MEMO_SIZE = 65536
 """How many rendered :class:`Match` values one table keeps for reuse, all routes together."""
 
+MATCH_MEMO_BYTES = 16 * 2**20
+"""How many bytes (as :func:`sys.getsizeof` counts them) those Matches and their keys may take."""
+
+# What one memo entry costs besides its strings: the Match, its tuple of destinations and the
+# dict's share (measured on CPython 3.11: 48 + 48 bytes, and ~100 for the dict slot and slack);
+# and each RenderedDestination with its place in the tuple (and in a tuple key).
+_ENTRY_BYTES: Final = 200
+_DESTINATION_BYTES: Final = 64
+
 
 class _Memo:
-    """The table's memo of rendered Matches: one dict per route, one size limit for all.
+    """The table's memo of rendered Matches: one dict per route, one pair of limits for all.
 
-    Matches are immutable, so equal ones can be shared. When the limit is reached every dict is
-    emptied (event values chosen by producers must not grow memory without bound).
+    Matches are immutable, so equal ones can be shared. When either limit is reached, entries
+    (``limit``) or their size in bytes (``byte_limit``, the strings counted exactly and the rest
+    as measured), every dict is emptied: event values chosen by producers must not grow memory
+    without bound. Keys are at most :data:`~cerouter.bounded.MEMO_KEY_CHARS` characters (a raw
+    attribute value) or rendered subjects, whose tokens are at most 100 characters.
     """
 
-    __slots__ = ("dicts", "limit", "used")
+    __slots__ = ("byte_limit", "bytes", "dicts", "limit", "used")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, byte_limit: int = MATCH_MEMO_BYTES) -> None:
         self.dicts: list[dict[Any, Match]] = []
         self.limit = limit
+        self.byte_limit = byte_limit
         self.used = 0
+        self.bytes = 0
 
     def new(self) -> dict[Any, Match]:
         """A dict for one route."""
@@ -115,13 +137,15 @@ class _Memo:
         self.dicts.append(memo)
         return memo
 
-    def spend(self) -> None:
-        """Account for one entry about to be added; start over when the limit is reached."""
+    def spend(self, cost: int) -> None:
+        """Account for one entry of ``cost`` bytes about to be added; start over at a limit."""
         self.used += 1
-        if self.used > self.limit:
+        self.bytes += cost
+        if self.used > self.limit or self.bytes > self.byte_limit:
             for memo in self.dicts:
                 memo.clear()
             self.used = 1
+            self.bytes = cost
 
 
 def _builder(route: Route, memos: _Memo) -> Callable[[Attributes], Match]:
@@ -136,33 +160,40 @@ def _builder(route: Route, memos: _Memo) -> Callable[[Attributes], Match]:
         return lambda attributes: static
     memo = memos.new()
     spend = memos.spend
+    sizeof = sys.getsizeof
     if len(route.to) == 1 and len(route.to[0].subject_template.names) == 1:
         # One destination, one placeholder ("audit.{source}"): memoise by the attribute's raw
-        # string value, so a repeat costs two dict lookups. Non-strings take the slow path
-        # (True == 1 as dict keys, but they render differently).
+        # string value, so a repeat costs two dict lookups. Non-strings and long strings take
+        # the slow path (True == 1 as dict keys, but they render differently).
         only = route.to[0]
         render = only.subject_template.renderer
         (name,) = only.subject_template.names
+        one_bytes = _ENTRY_BYTES + _DESTINATION_BYTES
+        longest = MEMO_KEY_CHARS
 
         def build_one(attributes: Attributes) -> Match:
             value = attributes.get(name)
             if value.__class__ is str:
                 found = memo.get(value)
                 if found is None:
-                    spend()
                     subject = render(attributes, None)
-                    found = memo[value] = Match(route, (RenderedDestination(only, subject),))
+                    found = Match(route, (RenderedDestination(only, subject),))
+                    if len(value) <= longest:
+                        spend(one_bytes + sizeof(value) + sizeof(subject))
+                        memo[value] = found
                 return found
             return Match(route, (RenderedDestination(only, render(attributes, None)),))
 
         return build_one
     renderers = tuple(d.subject_template.renderer for d in route.to)
+    # The tuple key: its header, then a pointer per subject, on top of the destinations.
+    fixed_bytes = _ENTRY_BYTES + sizeof(()) + len(route.to) * (_DESTINATION_BYTES + 8)
 
     def build(attributes: Attributes) -> Match:
         subjects = tuple([render(attributes, None) for render in renderers])
         found = memo.get(subjects)
         if found is None:
-            spend()
+            spend(fixed_bytes + sum([sizeof(subject) for subject in subjects]))
             rendered = tuple(
                 RenderedDestination(d, s) for d, s in zip(route.to, subjects, strict=True)
             )
@@ -212,8 +243,9 @@ def _rest(parts: tuple[Filter, ...], skip: int) -> Filter | None:
 class RouteTable:
     """Routes compiled for matching; build once, call :meth:`match` per event.
 
-    Memory stays bounded whatever producers send: at most ``cache_size`` event types keep their
-    candidate list, and at most ``memo_size`` rendered Matches are kept for reuse.
+    Memory stays bounded whatever producers send: at most ``cache_size`` event types (of at
+    most 256 characters) keep their candidate list, and at most ``memo_size`` rendered Matches,
+    taking at most ``memo_bytes``, are kept for reuse (module docstring).
     """
 
     __slots__ = (
@@ -221,10 +253,15 @@ class RouteTable:
     )  # fmt: skip
 
     def __init__(
-        self, routes: Iterable[Route], *, cache_size: int = 8192, memo_size: int = MATCH_MEMO_SIZE
+        self,
+        routes: Iterable[Route],
+        *,
+        cache_size: int = 8192,
+        memo_size: int = MATCH_MEMO_SIZE,
+        memo_bytes: int = MATCH_MEMO_BYTES,
     ) -> None:
         self.routes: tuple[Route, ...] = tuple(routes)
-        memos = self._memos = _Memo(memo_size)
+        memos = self._memos = _Memo(memo_size, memo_bytes)
         seen: set[str] = set()
         exact: dict[str, list[_Entry]] = {}
         prefix: dict[int, dict[str, list[_Entry]]] = {}
@@ -329,7 +366,7 @@ class RouteTable:
             if e.final:
                 break
         per_type = _Plan(tuple(settled), rest) if rest else tuple(settled)
-        if event_type.__class__ is str:
+        if event_type.__class__ is str and len(event_type) <= MEMO_KEY_CHARS:
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[event_type] = per_type

@@ -27,14 +27,25 @@ value type                 every value is a String, Integer or Boolean
 data / data_base64         never both (:func:`check_json_members`, on the JSON event object)
 =========================  =========================================================================
 
+Messages name the rule, not the value (``time: is not an RFC 3339 timestamp ...``): reports go to
+dead-letter headers and logs. With ``include_values`` the value comes first, shortened to
+:data:`~cerouter.validation.report.VALUE_LIMIT` characters (``time: '2024-13-01' is not ...``).
+Attribute names are shown: they are where the problem is.
+
 SHOULD-level advice (names of at most 20 characters that start with a letter, an absolute
 ``source``) is not reported: a router must not reject events the spec allows.
 
 Speed: a fast path (:func:`_looks_fine`) answers "certainly valid" for the common shapes without
 raising or allocating; anything else goes to the full check (:func:`_problems`), which finds the
 problems, if any. URI-reference, URI, media-type values and extension names found valid are
-remembered (bounded sets), as they repeat across a producer's events; ``time``, new on every
-event, costs one precompiled regex. A property test keeps the two paths in agreement.
+remembered, as they repeat across a producer's events; ``time``, new on every event, costs one
+precompiled regex. A property test keeps the two paths in agreement.
+
+Memory: the five remembered sets hold at most 4,096 strings each, none longer than
+:data:`~cerouter.bounded.MEMO_KEY_CHARS` (256) characters (a longer value is checked every
+time): at most 1 Mi characters per set, ~1.3 MB for ASCII values and ~4.5 MB whatever they are
+(:data:`~cerouter.bounded.MAX_KEY_BYTES` each), whatever producers send. Once a set is full it
+stays as it is: later values take the full check.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from cerouter.binding import DecodedEvent
+from cerouter.bounded import MEMO_KEY_CHARS
 from cerouter.validation.formats import (
     ABSOLUTE_URI,
     ATTRIBUTE_NAME,
@@ -57,7 +69,7 @@ from cerouter.validation.formats import (
     URI_REFERENCE,
     is_timestamp,
 )
-from cerouter.validation.report import Problem, Stage
+from cerouter.validation.report import Problem, Stage, shorten
 
 __all__ = [
     "INT32_MAX",
@@ -128,6 +140,7 @@ _REQUIRED_SET: Final = frozenset(REQUIRED_ATTRIBUTES)
 _NON_EMPTY: Final = frozenset({*REQUIRED_ATTRIBUTES, "subject", "dataschema"})
 
 # Values seen valid (they repeat: a producer has one source, one content type, few schemas).
+# Bounded in bytes, not only in entries (module docstring): short strings only.
 _MEMO_LIMIT: Final = 4096
 _valid_names: set[str] = set(_TYPES)
 # Extension names found valid that have no known type: any printable String value will do.
@@ -145,26 +158,31 @@ _MEMOS: Final[Mapping[AttrType, set[str]]] = {
 def _remember(memo: set[str], value: str) -> None:
     # Never the empty string: a memo is shared by attributes of one type, and some of those
     # (source) must not be empty while others (dataref) may.
-    if value and len(memo) < _MEMO_LIMIT:
+    if value and len(value) <= MEMO_KEY_CHARS and len(memo) < _MEMO_LIMIT:
         memo.add(value)
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def check_envelope(event: DecodedEvent) -> tuple[Problem, ...]:
-    """Check a decoded event against the CloudEvents 1.0 attribute rules (module docstring)."""
-    return check_attributes(event.attributes)
+def check_envelope(event: DecodedEvent, include_values: bool = False) -> tuple[Problem, ...]:
+    """Check a decoded event against the CloudEvents 1.0 attribute rules (module docstring).
+
+    ``include_values``: messages show the offending values (shortened), not only the rule.
+    """
+    return check_attributes(event.attributes, include_values)
 
 
-def check_attributes(attributes: Mapping[str, Any]) -> tuple[Problem, ...]:
+def check_attributes(
+    attributes: Mapping[str, Any], include_values: bool = False
+) -> tuple[Problem, ...]:
     """Check an attribute mapping (name -> str, int or bool; absent means unset)."""
     try:
         if _looks_fine(attributes):
             return ()
     except TypeError:  # an unhashable value (not from the binding): the slow path reports it
         pass
-    return _problems(attributes)
+    return _problems(attributes, include_values)
 
 
 def _looks_fine(attributes: Mapping[str, Any]) -> bool:
@@ -241,7 +259,7 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
     return True
 
 
-def _problems(attributes: Mapping[str, Any]) -> tuple[Problem, ...]:
+def _problems(attributes: Mapping[str, Any], values: bool) -> tuple[Problem, ...]:
     problems: list[Problem] | None = None
     for name in REQUIRED_ATTRIBUTES:
         if name not in attributes:
@@ -249,11 +267,11 @@ def _problems(attributes: Mapping[str, Any]) -> tuple[Problem, ...]:
     for name, value in attributes.items():
         kind = _TYPES.get(name)
         if kind is None:
-            message = _check_extension(name, value)
+            message = _check_extension(name, value, values)
         elif value.__class__ is str:
-            message = _check_string(kind, name, value)
+            message = _check_string(kind, name, value, values)
         else:
-            message = _check_native(kind, name, value)
+            message = _check_native(kind, name, value, values)
         if message is not None:
             problems = _add(problems, name, message)
     return () if problems is None else tuple(problems)
@@ -266,13 +284,13 @@ def _add(problems: list[Problem] | None, where: str, message: str) -> list[Probl
     return problems
 
 
-def _check_extension(name: str, value: Any) -> str | None:
+def _check_extension(name: str, value: Any, values: bool) -> str | None:
     if name not in _valid_names:
         if name == "data":
             return "'data' is reserved for the event data and cannot be an attribute name"
         if ATTRIBUTE_NAME.fullmatch(name) is None:
             return (
-                f"attribute name {name!r} must consist of lower-case ASCII letters "
+                f"attribute name {shorten(repr(name))} must consist of lower-case ASCII letters "
                 "and digits only (a-z, 0-9)"
             )
         _remember(_valid_names, name)
@@ -281,20 +299,20 @@ def _check_extension(name: str, value: Any) -> str | None:
     if cls is str:
         return None if value.isprintable() else _bad_characters(value)
     if cls is int:
-        return None if INT32_MIN <= value <= INT32_MAX else _out_of_range(value)
+        return None if INT32_MIN <= value <= INT32_MAX else _out_of_range(value, values)
     if cls is bool:
         return None
-    return _not_a_cloudevents_type(value)
+    return _not_a_cloudevents_type(value, values)
 
 
-def _check_string(kind: AttrType, name: str, value: str) -> str | None:
+def _check_string(kind: AttrType, name: str, value: str, values: bool) -> str | None:
     """Check a value given as a string (always so in binary mode) against its attribute type."""
     if not value.isprintable() and (bad := _bad_characters(value)) is not None:
         return bad
     if kind is AttrType.TIMESTAMP:
         if is_timestamp(value):
             return None
-        return f"{_show(value)} is not an RFC 3339 timestamp (like 2024-05-01T12:30:00Z)"
+        return f"{_lead(value, values)}is not an RFC 3339 timestamp (like 2024-05-01T12:30:00Z)"
     if kind is AttrType.STRING:
         if value or name not in _NON_EMPTY:
             return None
@@ -305,7 +323,7 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
         if not value and name in _NON_EMPTY:
             return "must not be empty"
         if URI_REFERENCE.fullmatch(value) is None:
-            return f"{_show(value)} is not a URI-reference (RFC 3986)"
+            return f"{_lead(value, values)}is not a URI-reference (RFC 3986)"
         _remember(_valid_uri_refs, value)
         return None
     if kind is AttrType.SPECVERSION:
@@ -313,12 +331,13 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
             return None
         if not value:
             return "must not be empty"
-        return f"{_show(value)} is not supported: specversion must be '1.0' (CloudEvents 1.0)"
+        lead = _lead(value, values)
+        return f"{lead}is not supported: specversion must be '1.0' (CloudEvents 1.0)"
     if kind is AttrType.MEDIA_TYPE:
         if value in _valid_media_types:
             return None
         if MEDIA_TYPE.fullmatch(value) is None:
-            return f"{_show(value)} is not an RFC 2046 media type (like application/json)"
+            return f"{_lead(value, values)}is not an RFC 2046 media type (like application/json)"
         _remember(_valid_media_types, value)
         return None
     if kind is AttrType.URI:
@@ -328,47 +347,49 @@ def _check_string(kind: AttrType, name: str, value: str) -> str | None:
             return "must not be empty"
         if ABSOLUTE_URI.fullmatch(value) is None:
             return (
-                f"{_show(value)} is not an absolute URI (RFC 3986 section 4.3: "
+                f"{_lead(value, values)}is not an absolute URI (RFC 3986 section 4.3: "
                 "a scheme, and no fragment)"
             )
         _remember(_valid_uris, value)
         return None
     if kind is AttrType.INTEGER:
         if INTEGER_STRING.fullmatch(value) is None:
-            return f"{_show(value)} is not an Integer"
+            return f"{_lead(value, values)}is not an Integer"
         if len(value) > 11:  # longer than any 32-bit integer; int() of it could be costly
-            return f"{_show(value)} is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
-        return _check_integer(name, int(value))
+            return (
+                f"{_lead(value, values)}is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
+            )
+        return _check_integer(name, int(value), values)
     # AttrType.BOOLEAN: the canonical strings are case-sensitive.
     if value in ("true", "false"):
         return None
-    return f"{_show(value)} is not a Boolean ('true' or 'false')"
+    return f"{_lead(value, values)}is not a Boolean ('true' or 'false')"
 
 
-def _check_native(kind: AttrType, name: str, value: Any) -> str | None:
+def _check_native(kind: AttrType, name: str, value: Any, values: bool) -> str | None:
     """Check a non-string value (structured mode JSON number or boolean) against its type."""
     cls = value.__class__
     if kind is AttrType.INTEGER:
         if cls is int:
-            return _check_integer(name, value)
-        return f"must be an Integer, got {_describe(value)}"
+            return _check_integer(name, value, values)
+        return f"must be an Integer, got {_describe(value, values)}"
     if kind is AttrType.BOOLEAN:
-        return None if cls is bool else f"must be a Boolean, got {_describe(value)}"
+        return None if cls is bool else f"must be a Boolean, got {_describe(value, values)}"
     expected = "String" if kind in (AttrType.SPECVERSION, AttrType.MEDIA_TYPE) else kind.value
-    return f"must be a {expected}, got {_describe(value)}"
+    return f"must be a {expected}, got {_describe(value, values)}"
 
 
-def _check_integer(name: str, value: int) -> str | None:
+def _check_integer(name: str, value: int, values: bool) -> str | None:
     if not INT32_MIN <= value <= INT32_MAX:
-        return _out_of_range(value)
+        return _out_of_range(value, values)
     minimum = KNOWN_INTEGER_EXTENSIONS.get(name)
     if minimum is not None and value < minimum:
-        return f"{value} is less than the minimum of {minimum} for this extension"
+        return f"{_lead(value, values)}is less than the minimum of {minimum} for this extension"
     return None
 
 
-def _out_of_range(value: int) -> str:
-    return f"{value} is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
+def _out_of_range(value: int, values: bool) -> str:
+    return f"{_lead(value, values)}is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
 
 
 def _bad_characters(value: str) -> str | None:
@@ -385,25 +406,34 @@ def _bad_characters(value: str) -> str | None:
     return f"contains {what} (U+{ord(char):04X} at index {match.start()}), not allowed in a String"
 
 
-def _not_a_cloudevents_type(value: Any) -> str:
-    return f"must be a String, Integer or Boolean, got {_describe(value)}"
+def _not_a_cloudevents_type(value: Any, values: bool) -> str:
+    return f"must be a String, Integer or Boolean, got {_describe(value, values)}"
 
 
-def _describe(value: Any) -> str:
-    kinds = {bool: "boolean", int: "integer", str: "string", float: "number", list: "array"}
-    kind = kinds.get(value.__class__, "object" if isinstance(value, dict) else type(value).__name__)
-    return f"{kind} {_show(value)}"
+_KINDS: Final = {bool: "boolean", int: "integer", str: "string", float: "number", list: "array"}
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _describe(value: Any, values: bool) -> str:
+    """``a string``, or with ``values`` ``string 'abc'`` (what a wrong-typed value is)."""
+    kind = _KINDS.get(
+        value.__class__, "object" if isinstance(value, dict) else type(value).__name__
+    )
+    if values:
+        return f"{kind} {shorten(repr(value))}"
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _lead(value: Any, values: bool) -> str:
+    """What a message starts with: the value shortened and a space, or nothing."""
+    return f"{shorten(repr(value))} " if values else ""
 
 
 # --------------------------------------------------------------------------- JSON event objects
 
 
-def check_json_members(event: Mapping[str, Any]) -> tuple[Problem, ...]:
+def check_json_members(
+    event: Mapping[str, Any], include_values: bool = False
+) -> tuple[Problem, ...]:
     """Check the JSON-format rules of a structured event object that a decoder enforces.
 
     ``data`` and ``data_base64`` never both; ``data_base64`` a base64 string; every other member
@@ -419,7 +449,8 @@ def check_json_members(event: Mapping[str, Any]) -> tuple[Problem, ...]:
                 problems, "data_base64", "'data' and 'data_base64' are mutually exclusive"
             )
         if not isinstance(b64, str):
-            problems = _add(problems, "data_base64", f"must be a string, got {_describe(b64)}")
+            message = f"must be a string, got {_describe(b64, include_values)}"
+            problems = _add(problems, "data_base64", message)
         else:
             try:
                 base64.b64decode(b64, validate=True)
@@ -429,5 +460,5 @@ def check_json_members(event: Mapping[str, Any]) -> tuple[Problem, ...]:
         if name in ("data", "data_base64") or value is None:
             continue
         if value.__class__ not in (str, int, bool):
-            problems = _add(problems, name, _not_a_cloudevents_type(value))
+            problems = _add(problems, name, _not_a_cloudevents_type(value, include_values))
     return () if problems is None else tuple(problems)

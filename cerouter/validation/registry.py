@@ -37,14 +37,22 @@ from cerouter.validation.loader import (
     TYPE_KEYWORD,
     LoadedDirectory,
     SchemaFile,
-    error_message,
     load_directory,
 )
-from cerouter.validation.report import Problem, Stage
+from cerouter.validation.messages import rule_message
+from cerouter.validation.report import Problem, Stage, shorten
 
 __all__ = ["CompiledSchema", "SchemaEntry", "SchemaRegistry", "SchemasSettings"]
 
-MAX_PROBLEMS: Final = 20  # detailed errors reported per instance; the rest are counted
+MAX_PROBLEMS: Final = 20  # detailed errors reported per instance
+LIST_VALUES: Final = 2_000  # the most values (members and items, nested) of an instance whose
+# errors are all looked for (jsonschema-rs: a few ms for 2,000 errors); see CompiledSchema.errors
+_MORE: Final = Problem(Stage.DATA, "data", "and more problems, not shown")
+_NOT_LOOKED_FOR: Final = Problem(
+    Stage.DATA,
+    "data",
+    f"further problems not looked for (the data holds over {LIST_VALUES} values)",
+)
 
 
 @dataclass(frozen=True)
@@ -102,22 +110,33 @@ class CompiledSchema:
         self._validator = validator
         self.is_valid = validator.is_valid
 
-    def errors(self, instance: Any, *, limit: int = MAX_PROBLEMS) -> tuple[Problem, ...]:
-        """Every way ``instance`` breaks the schema, located by JSON pointer below ``data``.
+    def errors(
+        self, instance: Any, *, limit: int = MAX_PROBLEMS, include_values: bool = False
+    ) -> tuple[Problem, ...]:
+        """How ``instance`` breaks the schema, located by JSON pointer below ``data``.
 
-        At most ``limit`` problems, then one more saying how many were left out.
+        Each message names the rule, not the failing value (:mod:`cerouter.validation.messages`);
+        ``include_values`` puts the value (a scalar, shortened) first. Pointer tokens, which are
+        the data's member names, are shortened too.
+
+        At most ``limit`` problems, then one more saying that there are more, uncounted. The work
+        is bounded whatever the instance holds: jsonschema-rs finds every error before it yields
+        the first, in time growing faster than their number (100,000 bad items: over a second),
+        so only an instance of at most :data:`LIST_VALUES` values has its errors listed; a larger
+        one gets the first error alone (``validate`` stops there), and a note saying so.
         """
+        if _more_values_than(instance, LIST_VALUES):
+            try:
+                self._validator.validate(instance)
+            except jsonschema_rs.ValidationError as first:
+                return (_problem(first, include_values), _NOT_LOOKED_FOR)
+            return ()
         problems: list[Problem] = []
-        dropped = 0
         for error in self._validator.iter_errors(instance):
             if len(problems) >= limit:
-                dropped += 1
-                continue
-            problems.append(
-                Problem(Stage.DATA, _pointer(error.instance_path), error_message(error))
-            )
-        if dropped:
-            problems.append(Problem(Stage.DATA, "data", f"{dropped} more problems not shown"))
+                problems.append(_MORE)
+                break
+            problems.append(_problem(error, include_values))
         return tuple(problems)
 
     def __repr__(self) -> str:
@@ -311,5 +330,27 @@ def _normal_relpath(ref: str) -> str:
     return "/".join(parts)
 
 
+def _more_values_than(instance: Any, budget: int) -> bool:
+    """Tell whether ``instance`` holds more than ``budget`` values, in O(budget) steps at most."""
+    if instance.__class__ is not dict and instance.__class__ is not list:
+        return False
+    count = 0
+    pending = [instance]
+    while pending:
+        container = pending.pop()
+        count += len(container)
+        if count > budget:
+            return True
+        for value in container.values() if container.__class__ is dict else container:
+            if value.__class__ is dict or value.__class__ is list:
+                pending.append(value)
+    return False
+
+
+def _problem(error: jsonschema_rs.ValidationError, include_values: bool) -> Problem:
+    message = rule_message(error, include_values=include_values)
+    return Problem(Stage.DATA, _pointer(error.instance_path), message)
+
+
 def _pointer(path: list[str | int]) -> str:
-    return "data" + "".join(f"/{pointer_token(part)}" for part in path)
+    return "data" + "".join(f"/{shorten(pointer_token(part))}" for part in path)

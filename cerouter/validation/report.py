@@ -4,19 +4,28 @@ A :class:`Report` is a tuple of :class:`Problem` values; an empty one is valid. 
 at which :class:`Stage` it was found, *where* (an attribute name such as ``time``, or a JSON
 pointer into the data such as ``data/items/0/price``) and what is wrong, in words::
 
-    >>> price = Problem(Stage.DATA, "data/items/0/price", "-3 is less than the minimum of 0")
+    >>> price = Problem(Stage.DATA, "data/items/0/price", "is less than the minimum of 0")
     >>> Report((price,)).summary()
-    'data/items/0/price: -3 is less than the minimum of 0'
+    'data/items/0/price: is less than the minimum of 0'
 
 Validation failures are values, not exceptions (see :mod:`cerouter.errors`): they describe the
 event, not a fault of the program.
+
+Reports travel in dead-letter headers and logs, so by default a message names the rule and not
+the value that broke it (``data/items/0/price: is less than the minimum of 0``); the checks take an
+``include_values`` switch for tools where the data is the user's own. A value that is shown is cut
+to :data:`VALUE_LIMIT` characters (:func:`shorten`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from cerouter.types import Stage as Stage  # Problem.stage; re-exported for readers of reports
+
+VALUE_LIMIT: Final = 64
+"""The most characters of a value (or of a name from the event) one message shows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,11 @@ def one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def shorten(text: str, limit: int = VALUE_LIMIT) -> str:
+    """``text`` itself, or its first ``limit - 3`` characters and ``...`` when it is longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def report_of(problems: tuple[Problem, ...] | list[Problem]) -> Report:
