@@ -93,11 +93,14 @@ class Pipeline:
         registry: SchemaRegistry | None,
         *,
         max_hops: int = DEFAULT_MAX_HOPS,
+        include_values: bool = False,
     ) -> None:
+        # include_values: reports (dead-letter headers, logs) quote data and attribute values;
+        # off by default, since they may be secrets.
         self.config = config
         self.registry = registry
         self.table = RouteTable(config.routes)
-        self.validator = EventValidator(registry)
+        self.validator = EventValidator(registry, include_values=include_values)
         self.max_hops = max_hops
         target = config.unrouted.destination
         self._unrouted_route = (

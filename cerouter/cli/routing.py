@@ -108,7 +108,7 @@ def explain(
     try:
         registry = result.registry or SchemaRegistry.load(result.config.schemas)
         x = explain_payload(
-            Pipeline(result.config, registry),
+            Pipeline(result.config, registry, include_values=True),  # your own event
             payload,
             source="stdin" if str(event_file) == "-" else str(event_file),
         )

@@ -68,6 +68,10 @@ def run(
     max_hops: Annotated[
         int, typer.Option(min=1, help="Dead-letter a message forwarded this often.")
     ] = 8,
+    log_values: Annotated[
+        bool,
+        typer.Option(help="Quote event values in dead-letter reasons and logs (may be secrets)."),
+    ] = False,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[LogLevel, typer.Option(help="Lowest level logged.")] = LogLevel.INFO,
 ) -> None:
@@ -104,7 +108,7 @@ def run(
             embedded = ServerConfig(DEFAULT_HOST, port, store_dir, token=token)
     except CerouterError as exc:
         fail("run", str(exc))
-    options = RouterOptions(urls=urls or None, max_hops=max_hops)
+    options = RouterOptions(urls=urls or None, max_hops=max_hops, log_values=log_values)
     try:
         run_loop(_serve(routes, config, registry, options, embedded, token, watch))
     except CerouterError as exc:

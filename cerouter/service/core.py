@@ -57,6 +57,7 @@ class RouterOptions:
     max_inflight: int = 10_000  # fire-and-forget events waiting for acknowledgements at once
     drain_timeout: float = 15.0  # the whole shutdown: intake, in-flight events, connection
     stats_interval: float = 30.0
+    log_values: bool = False  # quote event values in dead-letter reasons and logs
 
 
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:

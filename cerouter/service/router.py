@@ -49,7 +49,10 @@ class Router:
     ) -> None:
         self.options = options or RouterOptions()
         self.stats = Stats()
-        self._pipeline = Pipeline(config, registry, max_hops=self.options.max_hops)
+        self._pipeline = Pipeline(
+            config, registry, max_hops=self.options.max_hops,
+            include_values=self.options.log_values,
+        )  # fmt: skip
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._core: RouterCore | None = None
@@ -170,7 +173,10 @@ class Router:
 
     async def reload(self, config: RouterConfig, registry: SchemaRegistry | None) -> None:
         """Route new messages with a new configuration; messages in flight keep the old one."""
-        pipeline = Pipeline(config, registry, max_hops=self.options.max_hops)
+        pipeline = Pipeline(
+            config, registry, max_hops=self.options.max_hops,
+            include_values=self.options.log_values,
+        )  # fmt: skip
         await self._provision(config.streams)
         old = self.pipeline.config
         self._pipeline = pipeline
