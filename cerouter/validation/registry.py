@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 import jsonschema_rs
 
 from cerouter.errors import SchemaLoadError
-from cerouter.validation.documents import pointer_token
+from cerouter.validation.documents import MAX_DEPTH, pointer_token
 from cerouter.validation.loader import (
     TYPE_KEYWORD,
     LoadedDirectory,
@@ -45,6 +45,9 @@ from cerouter.validation.report import Problem, Stage
 __all__ = ["CompiledSchema", "SchemaEntry", "SchemaRegistry", "SchemasSettings"]
 
 MAX_PROBLEMS: Final = 20  # detailed errors reported per instance; the rest are counted
+_TOO_DEEP: Final = (
+    f"does not match the schema, nested too deeply (more than {MAX_DEPTH} levels) to say where"
+)
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,16 @@ class CompiledSchema:
         """
         problems: list[Problem] = []
         dropped = 0
-        for error in self._validator.iter_errors(instance):
-            if len(problems) >= limit:
-                dropped += 1
-                continue
-            problems.append(
-                Problem(Stage.DATA, _pointer(error.instance_path), error_message(error))
-            )
+        try:
+            for error in self._validator.iter_errors(instance):
+                if len(problems) >= limit:
+                    dropped += 1
+                    continue
+                problems.append(
+                    Problem(Stage.DATA, _pointer(error.instance_path), error_message(error))
+                )
+        except ValueError:  # jsonschema-rs cannot show data nested deeper than it converts
+            problems.append(Problem(Stage.DATA, "data", _TOO_DEEP))
         if dropped:
             problems.append(Problem(Stage.DATA, "data", f"{dropped} more problems not shown"))
         return tuple(problems)
