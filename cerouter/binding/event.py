@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
+from cerouter.binding.quoting import quoted
 from cerouter.errors import BindingError
 from cerouter.timestamps import format_timestamp
 
@@ -100,7 +101,7 @@ class DecodedEvent:
             return True, orjson.loads(self.data)
         except orjson.JSONDecodeError as exc:
             raise BindingError(
-                f"data is not valid JSON ({exc}) but content type is {ctype!r}"
+                f"data is not valid JSON ({exc}) but content type is {quoted(ctype)}"
             ) from None
 
 
@@ -136,7 +137,7 @@ def canonical_string(value: Any) -> str:
         return format_timestamp(value)
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
-    raise BindingError(f"value {value!r} has no CloudEvents type (string, integer, boolean)")
+    raise BindingError(f"value {quoted(value)} has no CloudEvents type (string, integer, boolean)")
 
 
 def encode_header_value(value: str) -> str:
@@ -146,7 +147,7 @@ def encode_header_value(value: str) -> str:
     try:
         return quote(value, safe=_SAFE, errors="strict")
     except UnicodeEncodeError:
-        raise BindingError(f"value {value!r} contains an unpaired surrogate") from None
+        raise BindingError(f"value {quoted(value)} contains an unpaired surrogate") from None
 
 
 def decode_header_value(header: str, raw: str) -> str:
@@ -167,7 +168,7 @@ def decode_header_value(header: str, raw: str) -> str:
         return unquote(value, errors="strict")
     except UnicodeDecodeError:
         raise BindingError(
-            f"header {header!r}: percent-encoded bytes are not valid UTF-8: {raw!r}"
+            f"header {quoted(header)}: percent-encoded bytes are not valid UTF-8: {quoted(raw)}"
         ) from None
 
 
@@ -194,13 +195,13 @@ def decode(headers: Mapping[str, str] | None, payload: bytes) -> DecodedEvent:
         media = content_type.split(";", 1)[0].strip().lower()
         if media.startswith("application/cloudevents-batch"):
             raise BindingError(
-                f"Content-Type {content_type!r}: the NATS binding has no batch mode; "
+                f"Content-Type {quoted(content_type)}: the NATS binding has no batch mode; "
                 "publish one event per message"
             )
         if media.startswith("application/cloudevents"):
             if not media.endswith("+json"):
                 raise BindingError(
-                    f"Content-Type {content_type!r}: only the JSON event format is supported"
+                    f"Content-Type {quoted(content_type)}: only the JSON event format is supported"
                 )
             return _decode_structured(payload)
     if any(key.lower() == "ce-specversion" for key, _ in ce_headers):
@@ -232,8 +233,8 @@ def _decode_structured(payload: bytes) -> DecodedEvent:
                 nulls.append(name)
                 continue
             raise BindingError(
-                f"attribute {name!r}: {type(value).__name__} value {value!r} is not a "
-                "CloudEvents type (string, integer or boolean)"
+                f"attribute {quoted(name)}: {quoted(value)} is not a CloudEvents type "
+                "(string, integer or boolean)"
             )
     for name in nulls:
         del attributes[name]
@@ -254,7 +255,8 @@ def _decode_structured(payload: bytes) -> DecodedEvent:
         return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.JSON)
     if not isinstance(data, str):
         raise BindingError(
-            f"structured mode: 'data' must be a string for non-JSON datacontenttype {ctype!r} "
+            "structured mode: 'data' must be a string for non-JSON datacontenttype "
+            f"{quoted(ctype)} "
             "(or use 'data_base64')"
         )
     return DecodedEvent(attributes, Mode.STRUCTURED, data, DataKind.TEXT)
@@ -269,7 +271,8 @@ def _decode_binary(
         name = key[len(CE_PREFIX) :].lower()
         if name in seen:
             raise BindingError(
-                f"attribute {name!r} appears twice (headers {seen[name]!r} and {key!r})"
+                f"attribute {quoted(name)} appears twice (headers {quoted(seen[name])} and "
+                f"{quoted(key)})"
             )
         seen[name] = key
         attributes[name] = decode_header_value(key, raw)

@@ -25,6 +25,7 @@ from cerouter.binding.event import (
     is_text_content_type,
     is_utf8,
 )
+from cerouter.binding.quoting import clipped
 from cerouter.errors import BindingError
 from cerouter.timestamps import parse_timestamp
 
@@ -40,7 +41,7 @@ def to_sdk(event: DecodedEvent) -> CloudEvent:
         try:
             attributes["time"] = parse_timestamp(str(attributes["time"]))
         except ValueError as exc:
-            raise BindingError(f"attribute 'time': {exc}") from None
+            raise BindingError(f"attribute 'time': {clipped(str(exc))}") from None
     data: Any
     is_json, value = event.json_data(assume_json=False)
     if is_json:
@@ -56,7 +57,7 @@ def to_sdk(event: DecodedEvent) -> CloudEvent:
     try:
         result = CloudEvent(attributes, data)
     except BaseCloudEventException as exc:
-        raise BindingError(str(exc).replace("\n", " ")) from None
+        raise BindingError(clipped(str(exc))) from None
     if not had_time:
         # The SDK stamps a missing `time` with now(); a router must not invent attributes.
         result.get_attributes().pop("time", None)

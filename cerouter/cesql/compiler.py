@@ -10,6 +10,10 @@ A closure returns the node's value or raises :class:`~cerouter.cesql.result.Eval
 naming the node where the error arose; by the propagation rule every ancestor would return
 its zero value, so nothing in between needs to catch (see :mod:`cerouter.cesql.expression`).
 
+A chain of ``AND``/``OR``/``XOR`` (``a OR b OR c``, a tree leaning left) compiles into one
+loop over its operands rather than one closure per operator, so its length is limited by
+nothing but memory; the parser bounds every other kind of nesting (``parser.MAX_DEPTH``).
+
 Operand order follows sdk-go: both operands are evaluated (left first) before either is
 cast, so when both sides fail the left one's error wins.
 
@@ -41,6 +45,7 @@ from cerouter.cesql.nodes import (
     Literal,
     Node,
     Unary,
+    logic_chain,
 )
 from cerouter.cesql.result import CesqlErrorKind, EvalFailure
 from cerouter.cesql.values import INT32_MAX, INT32_MIN, Type, Value, from_attribute, type_of
@@ -48,6 +53,8 @@ from cerouter.cesql.values import INT32_MAX, INT32_MIN, Type, Value, from_attrib
 Attrs = Mapping[str, object]
 Evaluator = Callable[[Attrs], Value]
 """A compiled (sub-)expression: attributes in, value out, errors raised as EvalFailure."""
+Step = Callable[[Value, Attrs], Value]
+"""One link of an AND/OR/XOR chain: the value of its left side in, its own value out."""
 
 _PY_CLASS: Final[Mapping[Type, type]] = {Type.BOOLEAN: bool, Type.INTEGER: int, Type.STRING: str}
 _ORDERING: Final[Mapping[str, Callable[[int, int], bool]]] = {
@@ -163,6 +170,8 @@ def _negate(node: Unary) -> Evaluator:
 
 
 def _logic(node: Binary) -> Evaluator:
+    if isinstance(node.left, Binary) and node.left.op in LOGIC_OPS:
+        return _logic_chain(node)
     left = compile_node(node.left)
     right = compile_node(node.right)
     both_bool = static_type(node.left) is static_type(node.right) is Type.BOOLEAN
@@ -181,6 +190,92 @@ def _logic(node: Binary) -> Evaluator:
         return _bool(a, node) is not _bool(b, node)
 
     return xor
+
+
+def logic_step(node: Binary) -> Step:
+    """Compile ``node.right`` into a link of its chain (``node.left`` is evaluated by the caller).
+
+    The same semantics as :func:`_logic`: the left side is cast first; ``AND``/``OR`` do not
+    evaluate the right side when the left one decides; ``XOR`` evaluates both, then casts.
+    """
+    right = compile_node(node.right)
+    if node.op == "AND":
+        return lambda left, attrs: _bool(left, node) and _bool(right(attrs), node)
+    if node.op == "OR":
+        return lambda left, attrs: _bool(left, node) or _bool(right(attrs), node)
+
+    def xor(left: Value, attrs: Attrs) -> bool:
+        b = right(attrs)
+        return _bool(left, node) is not _bool(b, node)
+
+    return xor
+
+
+def _logic_chain(node: Binary) -> Evaluator:
+    chain = logic_chain(node)
+    first = compile_node(chain[0].left)
+    ops = {link.op for link in chain}
+    if ops == {"AND"} or ops == {"OR"}:
+        # One operator throughout: the first operand cast to false (AND) or true (OR) decides.
+        operands = ((first, chain[0]), *((compile_node(link.right), link) for link in chain))
+        if static_type(chain[0].left) is Type.BOOLEAN and all(
+            static_type(link.right) is Type.BOOLEAN for link in chain
+        ):
+            evaluators = tuple(operand for operand, _ in operands)
+            return _all_bool(evaluators) if ops == {"AND"} else _any_bool(evaluators)
+        return _all_of(operands) if ops == {"AND"} else _any_of(operands)
+    steps = tuple(logic_step(link) for link in chain)
+
+    def logic_loop(attrs: Attrs) -> Value:
+        value = first(attrs)
+        for step in steps:
+            value = step(value, attrs)
+        return value
+
+    return logic_loop
+
+
+# Plain loops, not all()/any() over a generator: that costs a generator frame per event.
+def _all_bool(operands: tuple[Evaluator, ...]) -> Evaluator:
+    def all_bool(attrs: Attrs) -> bool:
+        for operand in operands:  # noqa: SIM110
+            if not operand(attrs):
+                return False
+        return True
+
+    return all_bool
+
+
+def _any_bool(operands: tuple[Evaluator, ...]) -> Evaluator:
+    def any_bool(attrs: Attrs) -> bool:
+        for operand in operands:  # noqa: SIM110
+            if operand(attrs):
+                return True
+        return False
+
+    return any_bool
+
+
+def _all_of(operands: tuple[tuple[Evaluator, Node], ...]) -> Evaluator:
+    def all_of(attrs: Attrs) -> bool:
+        for operand, origin in operands:
+            value = operand(attrs)
+            if value is not True and (value is False or not to_bool(value, origin)):
+                return False
+        return True
+
+    return all_of
+
+
+def _any_of(operands: tuple[tuple[Evaluator, Node], ...]) -> Evaluator:
+    def any_of(attrs: Attrs) -> bool:
+        for operand, origin in operands:
+            value = operand(attrs)
+            if value is True or (value is not False and to_bool(value, origin)):
+                return True
+        return False
+
+    return any_of
 
 
 def _equality(node: Binary) -> Evaluator:

@@ -18,8 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cerouter.cesql.compiler import compile_node
-from cerouter.cesql.nodes import Attribute, Binary, Node, attribute_names, children, render, walk
+from cerouter.cesql.compiler import compile_node, logic_step
+from cerouter.cesql.nodes import (
+    Attribute,
+    Binary,
+    Node,
+    attribute_names,
+    children,
+    logic_chain,
+    render,
+    walk,
+)
 from cerouter.cesql.result import EvalFailure
 from cerouter.cesql.values import Value, format_value, from_attribute
 
@@ -62,18 +71,38 @@ def _context(root: Node, origin: Node) -> Node:
 
 
 def _smallest_false(node: Node, attrs: Mapping[str, object]) -> Node:
+    # A false AND has a false left operand (then the right was never evaluated) or a true
+    # left and a false right.  Operands that are merely cast to false stop here.  The left
+    # operands along a chain (a AND b AND c) are evaluated once, in one pass.
     while isinstance(node, Binary) and node.op == "AND":
-        # A false AND has a false left operand (then the right was never evaluated) or a
-        # true left and a false right.  Operands that are merely cast to false stop here.
-        left, _ = _run(node.left, attrs)
-        if left is False:
-            node = node.left
-            continue
-        right, _ = _run(node.right, attrs)
+        chain = logic_chain(node)
+        lefts = _left_values(chain, attrs)
+        i = len(chain) - 1
+        while chain[i].op == "AND" and lefts[i] is False and i > 0:
+            i -= 1
+        link = chain[i]
+        if link.op != "AND":
+            return link
+        if lefts[i] is False:
+            return link.left
+        right, _ = _run(link.right, attrs)
         if right is not False:
-            break
-        node = node.right
+            return link
+        node = link.right
     return node
+
+
+def _left_values(chain: list[Binary], attrs: Mapping[str, object]) -> list[Value]:
+    """The value of each link's left side (an error counts as false), as evaluation goes."""
+    value, _ = _run(chain[0].left, attrs)
+    values = [value]
+    for link in chain[:-1]:
+        try:
+            value = logic_step(link)(value, attrs)
+        except EvalFailure:
+            value = False
+        values.append(value)
+    return values
 
 
 def _bindings(node: Node, attrs: Mapping[str, object]) -> str:

@@ -3,6 +3,11 @@
 Nodes carry no source positions: two parses of equivalent text give equal trees, and
 :func:`render` gives canonical text (upper-case keywords and function names, single
 spaces around binary operators, parentheses only where precedence needs them).
+
+A tree nests at most ``parser.MAX_DEPTH`` levels, except along a chain of ``AND``/``OR``/``XOR``
+(``a OR b OR c`` is ``(a OR b) OR c``: the chain runs down the left operands), which may be
+as long as the expression.  So everything here that descends a tree follows such chains
+with a loop (:func:`logic_chain`) and recurses only into the rest.
 """
 
 from __future__ import annotations
@@ -45,11 +50,44 @@ class Unary:
 
 @dataclass(frozen=True, slots=True)
 class Binary:
-    """``left op right``; ``op`` is an upper-case keyword or an operator symbol as written."""
+    """``left op right``; ``op`` is an upper-case keyword or an operator symbol as written.
+
+    Equality, hash and repr walk the chain of left operands with a loop (see above).
+    """
 
     op: str
     left: Node
     right: Node
+
+    def __eq__(self, other: object) -> bool:
+        a: object = self
+        b: object = other
+        while isinstance(a, Binary) and isinstance(b, Binary):
+            if a is b:
+                return True
+            if a.op != b.op or a.right != b.right:
+                return False
+            a, b = a.left, b.left
+        return a == b
+
+    def __hash__(self) -> int:
+        node: Node = self
+        parts: list[object] = []
+        while isinstance(node, Binary):
+            parts.append((node.op, node.right))
+            node = node.left
+        parts.append(node)
+        return hash(tuple(parts))
+
+    def __repr__(self) -> str:
+        node: Node = self
+        heads: list[str] = []
+        tails: list[str] = []
+        while isinstance(node, Binary):
+            heads.append(f"Binary(op={node.op!r}, left=")
+            tails.append(f", right={node.right!r})")
+            node = node.left
+        return "".join(heads) + repr(node) + "".join(reversed(tails))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +161,21 @@ def _bp(node: Node) -> int:
             return ATOM_BP
 
 
+def logic_chain(node: Binary) -> list[Binary]:
+    """The ``AND``/``OR``/``XOR`` nodes from ``node`` down its left operands, deepest first.
+
+    ``chain[0].left`` is the first operand (not itself an AND/OR/XOR), each ``chain[i].right``
+    the next one, and ``chain[-1]`` is ``node``; empty when ``node`` is no logic operator.
+    """
+    chain: list[Binary] = []
+    current: Node = node
+    while isinstance(current, Binary) and current.op in LOGIC_OPS:
+        chain.append(current)
+        current = current.left
+    chain.reverse()
+    return chain
+
+
 def _wrap(node: Node, min_bp: int) -> str:
     text = render(node)
     return f"({text})" if _bp(node) < min_bp else text
@@ -143,6 +196,11 @@ def render(node: Node) -> str:
             text = _wrap(operand, UNARY_BP)
             # "-" glued to digits would lex as a signed integer literal instead.
             return f"- {text}" if text[:1].isdigit() else f"-{text}"
+        case Binary(op=op) if op in LOGIC_OPS:
+            chain = logic_chain(node)
+            parts = [_wrap(chain[0].left, LOGIC_BP)]
+            parts.extend(f"{link.op} {_wrap(link.right, LOGIC_BP + 1)}" for link in chain)
+            return " ".join(parts)
         case Binary(op=op, left=left, right=right):
             bp = binary_bp(op)
             return f"{_wrap(left, bp)} {op} {_wrap(right, bp + 1)}"
@@ -174,9 +232,11 @@ def children(node: Node) -> tuple[Node, ...]:
 
 def walk(node: Node) -> Iterator[Node]:
     """``node`` and all its descendants, pre-order, left to right."""
-    yield node
-    for child in children(node):
-        yield from walk(child)
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        pending.extend(reversed(children(current)))
 
 
 def attribute_names(node: Node) -> tuple[str, ...]:

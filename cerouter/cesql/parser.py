@@ -6,6 +6,14 @@ unary ``NOT``/``-`` bind tighter than ``LIKE``, which binds tighter than ``IN``,
 level.  Every :class:`~cerouter.errors.CesqlParseError` names the 1-based column of the
 offending token and what was expected there.  Columns count characters from the start of
 the expression; in a multi-line expression a newline counts as one character.
+
+**Nesting limit.**  An expression nests at most :data:`MAX_DEPTH` (100) levels deep, so that
+parsing, compiling, evaluating and rendering it stay far from Python's recursion limit.  Each
+parenthesis, ``NOT``, unary ``-``, function call, ``IN`` set, ``LIKE`` and comparison or
+arithmetic operator adds a level to what it contains; a chain of ``AND``/``OR``/``XOR`` does
+not, so a flat ``a = 1 OR a = 2 OR ...`` of any length parses (and is compiled into a loop,
+see :mod:`cerouter.cesql.compiler`).  A deeper expression is a :class:`CesqlParseError` at
+the token that goes one level too deep.
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ _EXPECTED_VALUE: Final = (
     "an expression (a literal, attribute, function call, NOT, -, EXISTS or '(')"
 )
 
+MAX_DEPTH: Final = 100
+"""How deeply an expression may nest (see the module docstring for what counts)."""
+
 
 def parse(source: str) -> Node:
     """Parse ``source`` into a syntax tree, raising :class:`CesqlParseError` if it is invalid."""
@@ -54,6 +65,9 @@ class _Parser:
         self.source = source
         self.tokens = tokenize(source)
         self.index = 0
+        self.depth = 0  # expression() calls in progress: the nesting level at the next call
+        # Node -> its nesting level (leaves 0), by id: every node is alive until parse() returns.
+        self.levels: dict[int, int] = {}
 
     # -- token helpers -------------------------------------------------------------------
 
@@ -78,6 +92,23 @@ class _Parser:
     def is_keyword(self, token: Token, text: str) -> bool:
         return token.kind is TokenKind.KEYWORD and token.text == text
 
+    def level(self, node: Node) -> int:
+        return self.levels.get(id(node), 0)
+
+    def nested(self, node: Node, level: int, token: Token) -> Node:
+        """Record ``node``'s nesting level; ``token`` is where it would go too deep."""
+        if level > MAX_DEPTH:
+            raise self.too_deep(token)
+        self.levels[id(node)] = level
+        return node
+
+    def too_deep(self, token: Token) -> CesqlParseError:
+        return self.error(
+            f"the expression nests more than {MAX_DEPTH} levels deep (parentheses, NOT, "
+            "functions and operators other than AND/OR/XOR each add a level)",
+            token,
+        )
+
     def expect_close(self, what: str) -> None:
         token = self.advance()
         if not self.is_op(token, ")"):
@@ -95,6 +126,16 @@ class _Parser:
         return node
 
     def expression(self, min_bp: int) -> Node:
+        if self.depth > MAX_DEPTH:  # inside more than MAX_DEPTH parentheses, NOTs, ...
+            # The token just read opened the level: '(', NOT, an operator, ',', ...
+            raise self.too_deep(self.tokens[self.index - 1])
+        self.depth += 1
+        try:
+            return self.operations(min_bp)
+        finally:
+            self.depth -= 1
+
+    def operations(self, min_bp: int) -> Node:
         left = self.prefix()
         while True:
             token = self.peek()
@@ -104,12 +145,15 @@ class _Parser:
                 if min_bp > LIKE_BP:
                     return left
                 self.index += 2 if negated else 1
-                left = Like(left, self.like_pattern(), negated)
+                like = Like(left, self.like_pattern(), negated)
+                left = self.nested(like, self.level(left) + 1, keyword)
             elif self.is_keyword(keyword, "IN"):
                 if min_bp > IN_BP:
                     return left
                 self.index += 2 if negated else 1
-                left = In(left, self.set_items(), negated)
+                items = self.set_items()
+                level = max(self.level(node) for node in (left, *items)) + 1
+                left = self.nested(In(left, items, negated), level, keyword)
             elif negated:
                 raise self.expected("LIKE or IN after NOT", keyword)
             elif self.is_binary_op(token):
@@ -118,7 +162,12 @@ class _Parser:
                 if bp < min_bp:
                     return left
                 self.index += 1
-                left = Binary(op, left, self.expression(bp + 1))
+                right = self.expression(bp + 1)
+                if op in LOGIC_OPS:  # a chain of these is a loop, not a nesting
+                    level = max(self.level(left), self.level(right) + 1)
+                else:
+                    level = max(self.level(left), self.level(right)) + 1
+                left = self.nested(Binary(op, left, right), level, token)
             else:
                 return left
 
@@ -152,7 +201,8 @@ class _Parser:
             self.index += 1
             return self.integer(token, nxt, -1 if token.text == "-" else 1)
         if token.text == "-":
-            return Unary("-", self.expression(UNARY_BP))
+            operand = self.expression(UNARY_BP)
+            return self.nested(Unary("-", operand), self.level(operand) + 1, token)
         if token.text == "(":
             inner = self.expression(0)
             self.expect_close(f"')' to close the '(' at column {token.column}")
@@ -179,7 +229,8 @@ class _Parser:
             case "FALSE":
                 return Literal(False)
             case "NOT":
-                return Unary("NOT", self.expression(UNARY_BP))
+                operand = self.expression(UNARY_BP)
+                return self.nested(Unary("NOT", operand), self.level(operand) + 1, token)
             case "EXISTS":
                 name = self.advance()
                 if name.kind is not TokenKind.WORD:
@@ -209,7 +260,8 @@ class _Parser:
                 break
             self.index += 1
         self.expect_close(f"',' or ')' to close {token.text.upper()}( at column {token.column}")
-        return Call(token.text.upper(), tuple(args))
+        level = max(self.level(arg) for arg in args) + 1
+        return self.nested(Call(token.text.upper(), tuple(args)), level, token)
 
     def attribute_name(self, token: Token) -> str:
         if not _ATTRIBUTE_NAME.fullmatch(token.text):

@@ -6,6 +6,11 @@ keys (which PyYAML silently overwrites) are errors; merge keys (``<<: *anchor``)
 timestamps and other exotic scalars stay strings. Scalars keep their source text too (``text``),
 which filter values use so that ``NO`` or ``1.0`` are compared as written, not as YAML 1.1
 booleans or floats.
+
+**Limits**, against hostile or broken files (each a located :class:`ConfigError`): the file nests
+at most :data:`MAX_DEPTH` (64) mappings and lists deep, and its aliases (``*name``, merge keys
+included) copy at most ``MAX_ALIAS_NODES`` (10,000) nodes in all -- a "billion laughs" file
+stops at once instead of hanging ``routes check`` and ``run``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cerouter.errors import ConfigError
+from cerouter.validation.documents import BoundedLoader, YamlLimitError
+
+MAX_DEPTH: Final = 64
+"""How deeply routes.yaml may nest mappings and lists (the deepest real file needs about 10)."""
 
 PathPart = str | int
 
@@ -92,6 +101,12 @@ def format_path(path: tuple[PathPart, ...] | list[PathPart]) -> str:
     return out
 
 
+class _RoutesLoader(BoundedLoader):
+    """The safe loader, composing without recursion, within routes.yaml's limits."""
+
+    max_depth = MAX_DEPTH
+
+
 def _quote(key: str) -> str:
     return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -103,7 +118,10 @@ def load_yaml(text: str, file: str) -> YNode | None:
     keys and unsupported tags.
     """
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_RoutesLoader))
+    except YamlLimitError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise ConfigError(str(exc.problem), file=file, line=line) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, file) from None
     except yaml.YAMLError as exc:

@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 import jsonschema_rs
 
 from cerouter.errors import SchemaLoadError
-from cerouter.validation.documents import pointer_token
+from cerouter.validation.documents import MAX_DEPTH, pointer_token
 from cerouter.validation.loader import (
     TYPE_KEYWORD,
     LoadedDirectory,
@@ -52,6 +52,11 @@ _NOT_LOOKED_FOR: Final = Problem(
     Stage.DATA,
     "data",
     f"further problems not looked for (the data holds over {LIST_VALUES} values)",
+)
+_TOO_DEEP: Final = Problem(
+    Stage.DATA,
+    "data",
+    f"does not match the schema, nested too deeply (more than {MAX_DEPTH} levels) to say where",
 )
 
 
@@ -130,13 +135,18 @@ class CompiledSchema:
                 self._validator.validate(instance)
             except jsonschema_rs.ValidationError as first:
                 return (_problem(first, include_values), _NOT_LOOKED_FOR)
+            except ValueError:  # nested deeper than jsonschema-rs converts
+                return (_TOO_DEEP,)
             return ()
         problems: list[Problem] = []
-        for error in self._validator.iter_errors(instance):
-            if len(problems) >= limit:
-                problems.append(_MORE)
-                break
-            problems.append(_problem(error, include_values))
+        try:
+            for error in self._validator.iter_errors(instance):
+                if len(problems) >= limit:
+                    problems.append(_MORE)
+                    break
+                problems.append(_problem(error, include_values))
+        except ValueError:  # jsonschema-rs cannot show data nested deeper than it converts
+            problems.append(_TOO_DEEP)
         return tuple(problems)
 
     def __repr__(self) -> str:
