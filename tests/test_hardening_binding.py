@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from cerouter.binding import decode, decode_header_value, encode_header_value
+from cerouter.binding import Mode, decode, decode_header_value, encode, encode_header_value
 from cerouter.errors import BindingError
 
 # A message names what is wrong and shows a bounded excerpt: the header name, the attribute
@@ -97,3 +97,14 @@ def test_data_for_a_text_type_that_is_not_a_string_is_not_printed() -> None:
     with pytest.raises(BindingError, match="'data' must be a string") as caught:
         decode(None, payload)
     assert len(str(caught.value)) < MAX_MESSAGE
+
+
+def test_data_nested_deeper_than_json_writes_fails_to_encode_as_a_binding_error() -> None:
+    # orjson reads 1,024 levels but writes 254: switching such an event's mode must fail cleanly
+    # (a BindingError is a failed delivery), not with a TypeError out of the dispatcher.
+    head = b'{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": '
+    event = decode(None, head + b"[" * 300 + b"]" * 300 + b"}")
+    with pytest.raises(BindingError, match="cannot be written as JSON"):
+        encode(event, Mode.BINARY)
+    with pytest.raises(BindingError, match="cannot be written as JSON"):
+        encode(event, Mode.STRUCTURED)

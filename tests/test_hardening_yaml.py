@@ -285,3 +285,12 @@ def test_data_nested_too_deeply_to_validate_is_a_schema_rejection(tmp_path: Path
         decision = pipeline.process(None, head + b"[" * depth + b"]" * depth + b"}")
         assert [r.reason for r in decision.rejections] == [Reason.SCHEMA]
         assert "nested too deeply" in decision.rejections[0].detail
+
+
+@pytest.mark.parametrize(("text", "kind"), [("1", "a JSON number"), ("[[1]]", "a JSON array")])
+def test_a_json_file_holding_no_object_is_still_a_plain_schema_error(
+    tmp_path: Path, text: str, kind: str
+) -> None:
+    (tmp_path / "odd.json").write_text(text, encoding="utf-8")
+    with pytest.raises(SchemaLoadError, match=f"must be a JSON object or boolean, this is {kind}"):
+        _load(tmp_path)

@@ -331,7 +331,10 @@ def _encode_binary(event: DecodedEvent) -> NatsMessage:
     kind = event.data_kind
     payload = b""
     if kind is DataKind.JSON:
-        payload = orjson.dumps(event.data)
+        try:
+            payload = orjson.dumps(event.data)
+        except TypeError as exc:  # such as data nested deeper than orjson writes (254 levels)
+            raise BindingError(f"event data cannot be written as JSON: {exc}") from None
         if "datacontenttype" not in attrs:
             # The JSON format implies application/json; a binding SHOULD then say so explicitly.
             headers["ce-datacontenttype"] = "application/json"

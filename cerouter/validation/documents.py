@@ -249,14 +249,13 @@ def _too_deep() -> str:
 
 def _deeper_than(document: Any, limit: int) -> bool:
     """Whether objects and arrays nest more than ``limit`` deep in a parsed JSON document."""
-    pending: list[tuple[Any, int]] = [(document, 1)]
+    pending: list[tuple[Any, int]] = [(document, 1)] if isinstance(document, dict | list) else []
     while pending:
         value, depth = pending.pop()
         if depth > limit:
             return True
-        if isinstance(value, dict):
-            value = value.values()
-        pending.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
     return False
 
 
