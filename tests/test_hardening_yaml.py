@@ -281,8 +281,10 @@ def test_data_nested_too_deeply_to_validate_is_a_schema_rejection(tmp_path: Path
     assert result.config is not None, result.errors
     pipeline = Pipeline(result.config, result.registry)
     head = b'{"specversion": "1.0", "id": "1", "source": "/s", "type": "thing", "data": '
-    for depth in (300, 1000):
-        decision = pipeline.process(None, head + b"[" * depth + b"]" * depth + b"}")
+    deep = [b"[" * depth + b"]" * depth for depth in (300, 1000)]
+    wide_and_deep = b"[" + b"1, " * 5000 + deep[1] + b"]"  # many values, then a deep one
+    for data in (*deep, wide_and_deep):
+        decision = pipeline.process(None, head + data + b"}")
         assert [r.reason for r in decision.rejections] == [Reason.SCHEMA]
         assert "nested too deeply" in decision.rejections[0].detail
 
