@@ -86,3 +86,7 @@ class DeliveryError(CerouterError):
 class TooLargeError(DeliveryError):
     """A message with its headers would exceed the server's ``max_payload``: it was not sent
     (sending it would make the server close the connection)."""
+
+
+class GatewayError(CerouterError):
+    """The HTTP gateway could not start (address in use, bad listen address)."""

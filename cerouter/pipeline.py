@@ -6,7 +6,7 @@ The service feeds it NATS messages; the HTTP gateway and dead-letter replay will
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cerouter.binding import DecodedEvent, decode
 from cerouter.config.model import RouterConfig
@@ -31,7 +31,8 @@ class Rejection:
     """Why (part of) an event goes to the dead-letter stream instead of its destinations.
 
     ``reason`` is the dead-letter reason code, ``stage`` where it was found, ``detail`` one
-    human line.
+    human line; ``report`` the validation problems behind an envelope or schema rejection, for
+    ingresses that answer the producer with each problem (the HTTP gateway's 400).
     """
 
     reason: Reason
@@ -39,6 +40,7 @@ class Rejection:
     detail: str
     route: str | None = None
     destination: str | None = None
+    report: Report | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ def _rejected(
 def _rejection_of(report: Report, route: str | None = None) -> Rejection:
     stage = report.problems[0].stage
     reason = Reason.ENVELOPE if stage is Stage.ENVELOPE else Reason.SCHEMA
-    return Rejection(reason, stage, report.summary(), route=route)
+    return Rejection(reason, stage, report.summary(), route=route, report=report)
 
 
 class Pipeline:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,8 +27,9 @@ from cerouter.cli.support import (
     ServerStoreDirOption,
     fail,
 )
+from cerouter.config.build_http import ListenError, check_exposure, parse_listen
 from cerouter.config.load import load_router_config
-from cerouter.config.model import RouterConfig
+from cerouter.config.model import HttpSettings, RouterConfig
 from cerouter.errors import CerouterError, ConfigError
 from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
 from cerouter.nats.connection import has_auth
@@ -72,6 +74,15 @@ def run(
         bool,
         typer.Option(help="Quote event values in dead-letter reasons and logs (may be secrets)."),
     ] = False,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve the HTTP gateway there (POST /events, GET /events/stream, probes); "
+            "overrides http.listen in routes.yaml. Port 0 picks a free one.",
+        ),
+    ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[LogLevel, typer.Option(help="Lowest level logged.")] = LogLevel.INFO,
 ) -> None:
@@ -87,6 +98,8 @@ def run(
         config, registry = load_router_config(routes)
     except ConfigError as exc:
         fail("run", str(exc), 2)
+    if http is not None:
+        config = _with_http(config, http)
     urls = tuple(nats_url or config.nats.urls)
     if urls:
         for flag in ("port", "no_auth"):
@@ -117,6 +130,18 @@ def run(
         raise typer.Exit(130) from None
 
 
+def _with_http(config: RouterConfig, listen: str) -> RouterConfig:
+    """``config`` with the gateway listening on ``listen`` (``--http``)."""
+    try:
+        host, port = parse_listen(listen)
+    except ListenError as exc:
+        fail("run", f"--http: {exc}", 2)
+    settings = replace(config.http or HttpSettings(), host=host, port=port)
+    if (problem := check_exposure(settings)) is not None:
+        fail("run", f"--http: {problem}", 2)
+    return replace(config, http=settings)
+
+
 async def _serve(
     path: Path,
     config: RouterConfig,
@@ -139,6 +164,7 @@ async def _serve(
             path=str(path),
             url=service.url,
             embedded=service.server is not None,
+            http=service.gateway.url if service.gateway is not None else None,
         )
         await service.wait()
         lost = service.lost

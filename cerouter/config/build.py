@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from cerouter.config.build_http import HttpBuilder
 from cerouter.config.build_routes import RoutesBuilder
 from cerouter.config.model import (
     DEFAULT_DEADLETTER_STREAM,
@@ -98,6 +99,7 @@ class Builder:
         routes_builder = RoutesBuilder(self)
         routes = routes_builder.routes(root.get("routes"))
         unrouted = routes_builder.unrouted(root.get("unrouted"))
+        http = HttpBuilder(self).http(root.get("http"))
         if self.errors:
             return None
         return RouterConfig(
@@ -110,6 +112,7 @@ class Builder:
             deadletter=deadletter,
             routes=routes,
             unrouted=unrouted,
+            http=http,
         )
 
     # ------------------------------------------------------------------ nats

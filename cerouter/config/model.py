@@ -36,6 +36,19 @@ The format (version 1; ``cerouter routes schema`` prints its JSON Schema)::
           - {request: inventory.reserve, timeout: 2s}   # timeout default 5s
         final: true                                     # matched: later routes are skipped
     unrouted: deadletter             # or drop, or a destination: {subject: "unrouted.{type}"}
+    http:                            # the HTTP gateway (off without this section or run --http)
+      listen: 127.0.0.1:8080         #   host:port; port 0 picks a free one
+      limits: {max_body: 1MiB, max_headers: 32KiB, max_inflight: 1000,
+               max_inflight_per_connection: 100}  # max_body default: the server's max_payload
+      batch: {max_events: 100}       #   accept application/cloudevents-batch+json
+      webhook: {allowed_origins: ["*"]}           # the CloudEvents webhook handshake
+      auth:                          #   bearer tokens: from a file or a variable, never inline
+        tokens_file: tokens.yaml
+        tokens_env: CEROUTER_HTTP_TOKENS
+        allow_unauthenticated: false #   required to listen beyond loopback without auth
+      sse: {keepalive: 15s, buffer: 256, token_ttl: 5m}
+      subscriptions:                 #   named Server-Sent Events feeds for GET /events/stream
+        - {name: orders, from: {stream: ORDERS}, match: {type: com.example.order.created}}
 
 Subject templates (:mod:`cerouter.routing.subjects`) put ``{attribute}`` placeholders in YAML,
 which reads braces as a mapping inside ``{...}`` and at the start of a value: quote templates
@@ -61,6 +74,7 @@ from pathlib import Path
 from typing import Literal
 
 from cerouter.errors import ConfigError
+from cerouter.routing.filters import Filter
 from cerouter.routing.model import Destination, Route
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.validation.registry import SchemaRegistry, SchemasSettings
@@ -175,6 +189,74 @@ class Unrouted:
     destination: Destination | None = None  # for "publish"
 
 
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What one HTTP client may ask of the gateway. ``max_body=None``: the NATS server's
+    ``max_payload`` (a bigger event could not be published anyway)."""
+
+    max_body: int | None = None
+    max_headers: int = 32 * 1024
+    max_inflight: int = 1000
+    max_inflight_per_connection: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAuth:
+    """Where the gateway's bearer tokens come from (a file, a variable, or both)."""
+
+    tokens_file: Path | None = None
+    tokens_env: str | None = None
+    allow_unauthenticated: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """Whether any token source is declared."""
+        return self.tokens_file is not None or self.tokens_env is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SseSettings:
+    """Server-Sent Events: keep-alive period, per-client buffer (events), query-token lifetime."""
+
+    keepalive: float = 15.0
+    buffer: int = 256
+    token_ttl: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A named SSE feed: events of a stream (resumable) or a subject, optionally filtered."""
+
+    name: str
+    stream: str | None  # None: a core subscription of ``subject``
+    subject: str  # the subject filter (for a stream: default its first subject, ``>`` for all)
+    match: Filter | None = None
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP gateway: ``POST /events`` in, ``GET /events/stream`` out, health probes."""
+
+    host: str = DEFAULT_HTTP_HOST
+    port: int = DEFAULT_HTTP_PORT
+    limits: HttpLimits = HttpLimits()
+    batch_max: int | None = None  # None: batch mode refused with 415
+    allowed_origins: tuple[str, ...] = ("*",)
+    auth: HttpAuth = HttpAuth()
+    sse: SseSettings = SseSettings()
+    subscriptions: tuple[Subscription, ...] = ()
+    line: int = field(default=0, compare=False)
+
+    def subscription(self, name: str) -> Subscription | None:
+        """The subscription called ``name``."""
+        return next((s for s in self.subscriptions if s.name == name), None)
+
+
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
     """A loaded routes.yaml."""
@@ -188,6 +270,7 @@ class RouterConfig:
     deadletter: DeadLetterSettings
     routes: tuple[Route, ...]
     unrouted: Unrouted
+    http: HttpSettings | None = None  # None: no gateway unless ``run --http`` asks for one
 
     def stream(self, name: str) -> StreamSpec | None:
         """The declared (or implicit) stream called ``name``."""

@@ -9,12 +9,26 @@ each :class:`~cerouter.types.Inbound` through its ``settler``; the adapter never
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from cerouter.pipeline import Decision, Rejection
 from cerouter.types import Inbound
 
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the router did with one settled message: the pipeline's decision and the deliveries
+    that failed (none: every destination accepted it). For an ingress that answers its producer
+    (the HTTP gateway); the settler has already been told the outcome."""
+
+    decision: Decision
+    failures: tuple[Rejection, ...] = ()
+
+
 InboundHandler = Callable[[Inbound], Awaitable[None]]
-BatchHandler = Callable[[Sequence[Inbound]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Inbound]], Awaitable[object]]
+SubmitHandler = Callable[[Sequence[Inbound]], Awaitable[list[Verdict]]]
 
 
 class Ingress(Protocol):

@@ -34,6 +34,7 @@ from cerouter.delivery.deadletter import build_deadletter
 from cerouter.delivery.deadletter_store import Recreate, store_deadletter
 from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, wait_all
 from cerouter.errors import BindingError, DeliveryError
+from cerouter.ingress.base import Verdict
 from cerouter.log import event_fields, get_logger
 from cerouter.pipeline import Decision, Pipeline, Rejection
 from cerouter.service.stats import Outcome, Stats
@@ -94,7 +95,7 @@ class RouterCore:
         self._js = js
         self._dispatcher = dispatcher
         self._recreate = recreate_deadletter
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[object]] = set()
         self._slots = asyncio.Semaphore(options.max_inflight)
 
     # ------------------------------------------------------------------ fire and forget
@@ -127,8 +128,11 @@ class RouterCore:
 
     # ------------------------------------------------------------------ settled batches
 
-    async def handle_batch(self, batch: Sequence[Inbound]) -> None:
-        """Process messages that must be settled: deliver all, flush once, wait once, settle."""
+    async def handle_batch(self, batch: Sequence[Inbound]) -> list[Verdict]:
+        """Process messages that must be settled: deliver all, flush once, wait once, settle.
+
+        Returns what happened to each, in order, for an ingress that answers its producer.
+        """
         pipeline = self.pipeline
         started: list[tuple[Inbound, Decision, list[Pending]]] = []
         buffered = False
@@ -146,8 +150,13 @@ class RouterCore:
             except Exception as exc:
                 flush_error = f"flush failed: {exc or type(exc).__name__}"
         await wait_all([p for _, _, pending in started for p in pending], self.options.ack_timeout)
+        verdicts: list[Verdict] = []
         for inbound, decision, pending in started:
-            await self._finish(pipeline, inbound, decision, pending, flush_error=flush_error)
+            failures = await self._finish(
+                pipeline, inbound, decision, pending, flush_error=flush_error
+            )
+            verdicts.append(Verdict(decision, tuple(failures)))
+        return verdicts
 
     # ------------------------------------------------------------------ shared
 
@@ -171,7 +180,7 @@ class RouterCore:
         pending: list[Pending],
         *,
         flush_error: str | None,
-    ) -> None:
+    ) -> list[Rejection]:
         if inbound.settler is None:
             await wait_all(pending, self.options.ack_timeout)
         failures = failures_of(pending, self.options.ack_timeout)
@@ -184,20 +193,21 @@ class RouterCore:
             if settler is not None:
                 await settler.ack()
             self.stats.count(Outcome.DROPPED if decision.dropped else Outcome.ROUTED)
-            return
+            return failures
         if settler is not None and inbound.retryable and _worth_retrying(failures):
             await self._retry(inbound, decision, failures)
-            return
+            return failures
         stored = await self._deadletter_all(
             pipeline, decision.event, inbound, [*decision.rejections, *failures]
         )
         if settler is not None:
             if not stored:
                 await self._deadletter_refused(inbound, decision)
-                return
+                return failures
             await (settler.terminate() if failures else settler.ack())
         if not failures and decision.matches:
             self.stats.count(Outcome.ROUTED)
+        return failures
 
     async def _deadletter_refused(self, inbound: Inbound, decision: Decision) -> None:
         # The dead-letter stream did not take it either: keep it for a later try, a bounded
@@ -285,12 +295,12 @@ class RouterCore:
                 log.warning("dead-lettered")
         return ok
 
-    def _track(self, coro: Coroutine[object, object, None]) -> None:
+    def _track(self, coro: Coroutine[object, object, object]) -> None:
         task = asyncio.ensure_future(coro)
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._inflight.discard(task)
         self._slots.release()
         if not task.cancelled() and (exc := task.exception()) is not None:

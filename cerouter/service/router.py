@@ -83,6 +83,13 @@ class Router:
         return self._nc
 
     @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context (once started)."""
+        if self._js is None:
+            raise CerouterError("the router is not started")
+        return self._js
+
+    @property
     def ready(self) -> bool:
         """Started, connected and not lost: what a readiness probe reports."""
         return self._nc is not None and self._nc.is_connected and not self.lost.is_set()

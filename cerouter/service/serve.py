@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cerouter.config.load import load_router_config
 from cerouter.config.model import RouterConfig
+from cerouter.gateway import GatewayServer, start_gateway
 from cerouter.lifecycle import Deadline, Lifecycle
 from cerouter.log import get_logger
 from cerouter.nats.embedded import EmbeddedServer, ServerConfig
@@ -45,6 +46,7 @@ class Service:
     lifecycle: Lifecycle
     reload_from: Path | None
     token: str | None = field(default=None, repr=False)  # replaces routes.yaml's credentials
+    gateway: GatewayServer | None = None  # the HTTP gateway, when routes.yaml has ``http``
 
     @property
     def url(self) -> str:
@@ -139,12 +141,25 @@ async def serve(
         if baseline is not None and reload_from is not None:
             tasks.append(asyncio.create_task(_watch(service, reload_from, baseline)))
         try:
+            if config.http is not None:
+                service.gateway = await start_gateway(
+                    config.http,
+                    submit=router.core.handle_batch,
+                    nc=router.nc,
+                    js=router.js,
+                    ready=lambda: router.ready,
+                    drain_timeout=options.drain_timeout,
+                )
             yield service
         finally:
             deadline = Deadline(options.drain_timeout)
             log.info("stopping: draining in-flight events")
             for task in tasks:
                 task.cancel()
+            if service.gateway is not None:
+                # First: no new HTTP events, and the ones in flight get their answers while
+                # the router can still deliver them.
+                await service.gateway.stop()
             await router.stop(deadline.left())
     finally:
         if server is not None:

@@ -1,0 +1,39 @@
+"""What the gateway's endpoints share: settings, the router's intake, NATS, and the stop signal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.js.client import JetStreamContext
+
+from cerouter.config.model import HttpSettings
+from cerouter.gateway.auth import Authenticator
+from cerouter.ingress.base import SubmitHandler
+from cerouter.ingress.http import ReplyInbox
+
+
+@dataclass(frozen=True)
+class GatewayContext:
+    """Built once per gateway; endpoints find it on ``request.app.state.ctx``.
+
+    ``submit`` is the router core's batch intake; ``ready`` what the readiness probe reports
+    of the router; ``stopping`` is set when shutdown begins (streams end, probes turn 503).
+    """
+
+    settings: HttpSettings
+    submit: SubmitHandler
+    nc: Client
+    js: JetStreamContext
+    ready: Callable[[], bool]
+    inbox: ReplyInbox
+    auth: Authenticator
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1000))
+
+    @property
+    def max_body(self) -> int:
+        """The largest body accepted: ``limits.max_body``, else the server's ``max_payload``."""
+        return self.settings.limits.max_body or self.nc.max_payload
