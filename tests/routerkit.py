@@ -18,7 +18,7 @@ from cerouter.config.load import load_router_config
 from cerouter.nats.connection import full_flush
 from cerouter.service.core import RouterOptions
 from cerouter.service.router import Router
-from cerouter.service.serve import serve
+from cerouter.service.serve import Service, serve
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -47,6 +47,18 @@ async def running_router(url: str, routes: Path, **options: Any) -> AsyncIterato
     settings = RouterOptions(urls=(url,), **options)
     async with serve(config, registry, settings, reload_from=routes, signals=False) as service:
         yield service.router
+
+
+@asynccontextmanager
+async def running_gateway(url: str, routes: Path, **options: Any) -> AsyncIterator[Service]:
+    """A started router with its HTTP gateway (routes.yaml needs an ``http`` section; use
+    ``listen: 127.0.0.1:0``); ``service.gateway.url`` is where to send requests."""
+    config, registry = load_router_config(routes)
+    assert config.http is not None, "the routes file has no http section"
+    settings = RouterOptions(urls=(url,), **options)
+    async with serve(config, registry, settings, reload_from=routes, signals=False) as service:
+        assert service.gateway is not None
+        yield service
 
 
 def event(type_: str = "com.example.thing", id_: str = "1", **extra: Any) -> dict[str, Any]:
