@@ -61,6 +61,10 @@ def _logger_factory(*args: Any) -> _NamedPrintLogger:
     return _NamedPrintLogger(str(args[0]) if args else "cerouter")
 
 
+FIELD_LIMIT = 256
+"""The most characters of one per-event log field (``ce_id``, ``ce_type``, ``ce_source``)."""
+
+
 def event_fields(attributes: Mapping[str, object] | None) -> dict[str, object]:
     """The per-event log fields (``ce_id``, ``ce_type``, ``ce_source``), only those present."""
     if not attributes:
@@ -70,7 +74,12 @@ def event_fields(attributes: Mapping[str, object] | None) -> dict[str, object]:
         "ce_type": attributes.get("type"),
         "ce_source": attributes.get("source"),
     }
-    return {k: v for k, v in fields.items() if v is not None and v != ""}
+    # The producer chose these: cut each, so one hostile event cannot write a huge log line.
+    return {
+        k: v if len(s := str(v)) <= FIELD_LIMIT else s[: FIELD_LIMIT - 3] + "..."
+        for k, v in fields.items()
+        if v is not None and v != ""
+    }
 
 
 def _drop_empty(_: WrappedLogger, __: str, event: EventDict) -> EventDict:

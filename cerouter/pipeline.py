@@ -16,7 +16,7 @@ from cerouter.routing.model import Match, Route
 from cerouter.routing.table import RouteTable
 from cerouter.types import Headers, Reason, Stage
 from cerouter.validation.registry import SchemaRegistry
-from cerouter.validation.report import Report
+from cerouter.validation.report import Report, shorten
 from cerouter.validation.validator import EventValidator
 
 HOPS_HEADER = "cerouter-hops"
@@ -170,5 +170,6 @@ class Pipeline:
         if policy.action == "publish" and route is not None:
             rendered = route.to[0].render(event.attributes)
             return Decision(event, hops, (Match(route, (rendered,)),))
-        detail = f"no route matched type {event.attributes.get('type')!r}"
+        # The type is the producer's: cut, so a hostile one cannot bloat headers and logs.
+        detail = f"no route matched type {shorten(str(event.attributes.get('type')))!r}"
         return _rejected(event, hops, Reason.UNROUTED, Stage.ROUTING, detail)

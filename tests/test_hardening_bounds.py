@@ -20,6 +20,9 @@ import pytest
 
 from cerouter.binding import DataKind, DecodedEvent, Mode, decode
 from cerouter.bounded import MAX_KEY_BYTES, MEMO_KEY_CHARS
+from cerouter.config.load import load_config
+from cerouter.log import FIELD_LIMIT, event_fields
+from cerouter.pipeline import Pipeline
 from cerouter.routing import subjects
 from cerouter.routing.filter_spec import compile_filter
 from cerouter.routing.model import Destination, Route
@@ -374,3 +377,23 @@ def test_the_token_memo_is_bounded_by_entries_times_the_largest_entry() -> None:
         sys.getsizeof(k) + sys.getsizeof(t) for k, t in memo.items()
     )
     assert retained <= TOKEN_MEMO_SIZE * (MAX_KEY_BYTES + token_bytes + 100)  # ~5.5 MB
+
+
+def test_unrouted_reason_and_log_fields_are_cut(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "version: 1\nroutes:\n  - {name: a, match: {type: com.example.a}, to: {subject: a}}\n"
+    )
+    pipeline = Pipeline(load_config(routes), None)
+    huge = "t" * 100_000
+    body = {"specversion": "1.0", "id": "i" * 100_000, "source": "/s", "type": huge}
+    decision = pipeline.process(
+        {"Content-Type": "application/cloudevents+json"}, orjson.dumps(body)
+    )
+    (rejection,) = decision.rejections
+    assert rejection.reason == "unrouted"
+    assert len(rejection.detail) < 120  # a dead-letter header, not a copy of the event
+    assert decision.event is not None
+    fields = event_fields(decision.event.attributes)
+    assert all(len(str(v)) <= FIELD_LIMIT for v in fields.values())
+    assert fields["ce_source"] == "/s"
