@@ -8,7 +8,7 @@ is checked, escaped or rendered afresh each time (it costs more, but such values
 their events are large anyway). A memo's bound is then its entry limit times the size of one
 entry, stated in its docstring:
 
-* ``cerouter.validation.envelope``: the sets of names and values found valid;
+* ``cerouter.validation.attribute_rules``: the sets of names and values found valid;
 * ``cerouter.routing.subjects.escape_token``: attribute value -> subject token;
 * ``cerouter.routing.table``: rendered Matches (also bounded in bytes) and the type -> candidates
   plans.

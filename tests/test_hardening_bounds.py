@@ -28,7 +28,7 @@ from cerouter.routing.filter_spec import compile_filter
 from cerouter.routing.model import Destination, Route
 from cerouter.routing.subjects import MAX_TOKEN_VALUE, TOKEN_MEMO_SIZE, SubjectTemplate
 from cerouter.routing.table import MATCH_MEMO_BYTES, RouteTable
-from cerouter.validation import envelope
+from cerouter.validation import attribute_rules
 from cerouter.validation.envelope import check_attributes
 from cerouter.validation.messages import RULE_LIMIT
 from cerouter.validation.registry import (
@@ -252,15 +252,15 @@ def test_envelope_memos_do_not_keep_large_values() -> None:
         assert check_attributes(attributes) == ()
         assert check_attributes(attributes) == ()  # a second look: still valid, still checked
     memos = {
-        "names": envelope._valid_names,
-        "plain names": envelope._plain_names,
-        "uri-refs": envelope._valid_uri_refs,
-        "uris": envelope._valid_uris,
-        "media types": envelope._valid_media_types,
+        "names": attribute_rules.valid_names,
+        "plain names": attribute_rules.plain_names,
+        "uri-refs": attribute_rules.valid_uri_refs,
+        "uris": attribute_rules.valid_uris,
+        "media types": attribute_rules.valid_media_types,
     }
     for what, memo in memos.items():
         retained = sum(sys.getsizeof(value) for value in memo)
-        assert retained <= envelope._MEMO_LIMIT * ASCII_KEY_BYTES, what
+        assert retained <= attribute_rules.MEMO_LIMIT * ASCII_KEY_BYTES, what
         assert all(len(value) <= MEMO_KEY_CHARS for value in memo), what
 
 

@@ -10,7 +10,8 @@ Modules: :mod:`.lexer` and :mod:`.parser` (text to the tree of :mod:`.nodes`),
 :mod:`.values` (values, types, literal text), :mod:`.result` (results and errors),
 :mod:`.casts` (section 3.7 casts), :mod:`.like` (LIKE patterns),
 :mod:`.functions` (built-ins), :mod:`.compiler` (tree to closures; documents the
-integer overflow rule), :mod:`.expression` (the public object), :mod:`.explain`.
+integer overflow rule) with :mod:`.logic` (NOT, AND, OR, XOR) and :mod:`.compiled` (the
+evaluator type, static types), :mod:`.expression` (the public object), :mod:`.explain`.
 """
 
 from cerouter.cesql.expression import Expression, compile_expression

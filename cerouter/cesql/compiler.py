@@ -10,9 +10,9 @@ A closure returns the node's value or raises :class:`~cerouter.cesql.result.Eval
 naming the node where the error arose; by the propagation rule every ancestor would return
 its zero value, so nothing in between needs to catch (see :mod:`cerouter.cesql.expression`).
 
-A chain of ``AND``/``OR``/``XOR`` (``a OR b OR c``, a tree leaning left) compiles into one
-loop over its operands rather than one closure per operator, so its length is limited by
-nothing but memory; the parser bounds every other kind of nesting (``parser.MAX_DEPTH``).
+``NOT``, ``AND``, ``OR`` and ``XOR`` (and chains of them, compiled into one loop) are
+compiled by :mod:`cerouter.cesql.logic`, to which :func:`compile_node` passes itself for the
+operands; the evaluator type and :func:`static_type` are :mod:`cerouter.cesql.compiled`'s.
 
 Operand order follows sdk-go: both operands are evaluated (left first) before either is
 cast, so when both sides fail the left one's error wins.
@@ -30,9 +30,11 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from cerouter.cesql.casts import cast, to_bool, to_int, to_str
+from cerouter.cesql.casts import cast, to_int, to_str
+from cerouter.cesql.compiled import Attrs, Evaluator, static_type
 from cerouter.cesql.functions import FunctionFailure, is_identity, resolve
 from cerouter.cesql.like import compile_like
+from cerouter.cesql.logic import Step, compile_logic, compile_not, compile_step
 from cerouter.cesql.nodes import (
     COMPARISON_OPS,
     LOGIC_OPS,
@@ -45,16 +47,12 @@ from cerouter.cesql.nodes import (
     Literal,
     Node,
     Unary,
-    logic_chain,
 )
 from cerouter.cesql.result import CesqlErrorKind, EvalFailure
 from cerouter.cesql.values import INT32_MAX, INT32_MIN, Type, Value, from_attribute, type_of
 
-Attrs = Mapping[str, object]
-Evaluator = Callable[[Attrs], Value]
-"""A compiled (sub-)expression: attributes in, value out, errors raised as EvalFailure."""
-Step = Callable[[Value, Attrs], Value]
-"""One link of an AND/OR/XOR chain: the value of its left side in, its own value out."""
+# static_type lives in compiled (logic needs it too) and stays importable from here.
+__all__ = ["compile_node", "logic_step", "static_type"]
 
 _PY_CLASS: Final[Mapping[Type, type]] = {Type.BOOLEAN: bool, Type.INTEGER: int, Type.STRING: str}
 _ORDERING: Final[Mapping[str, Callable[[int, int], bool]]] = {
@@ -64,23 +62,6 @@ _ORDERING: Final[Mapping[str, Callable[[int, int], bool]]] = {
     ">=": operator.ge,
 }
 _MATH = CesqlErrorKind.MATH
-
-
-def static_type(node: Node) -> Type | None:
-    """The type ``node`` always evaluates to, or ``None`` if only known at run time."""
-    match node:
-        case Literal(value=value):
-            return type_of(value)
-        case Attribute():
-            return None
-        case Unary(op="-") | Binary(op="+" | "-" | "*" | "/" | "%"):
-            return Type.INTEGER
-        case Call(name=name, args=args):
-            spec = resolve(name, len(args))
-            # A missing function returns false with its MissingFunctionError.
-            return spec.returns if spec is not None else Type.BOOLEAN
-        case _:
-            return Type.BOOLEAN
 
 
 def compile_node(node: Node) -> Evaluator:
@@ -93,11 +74,11 @@ def compile_node(node: Node) -> Evaluator:
         case Exists(name=name):
             return lambda attrs: attrs.get(name) is not None
         case Unary(op="NOT"):
-            return _not(node)
+            return compile_not(node, compile_node)
         case Unary():
             return _negate(node)
         case Binary(op=op) if op in LOGIC_OPS:
-            return _logic(node)
+            return compile_logic(node, compile_node)
         case Binary(op="=" | "!=" | "<>"):
             return _equality(node)
         case Binary(op=op) if op in COMPARISON_OPS:
@@ -110,6 +91,15 @@ def compile_node(node: Node) -> Evaluator:
             return _in(node)
         case Call():
             return _call(node)
+
+
+def logic_step(node: Binary) -> Step:
+    """Compile ``node.right`` into a link of its chain (``node.left`` is evaluated by the caller).
+
+    For :mod:`cerouter.cesql.explain`, which evaluates a chain link by link; see
+    :func:`cerouter.cesql.logic.compile_step`.
+    """
+    return compile_step(node, compile_node)
 
 
 def _missing(node: Attribute) -> EvalFailure:
@@ -132,19 +122,8 @@ def _attribute(node: Attribute) -> Evaluator:
     return attribute
 
 
-def _bool(value: Value, origin: Node) -> bool:
-    return value if value.__class__ is bool else to_bool(value, origin)
-
-
 def _int(value: Value, origin: Node) -> int:
     return value if value.__class__ is int else to_int(value, origin)
-
-
-def _not(node: Unary) -> Evaluator:
-    operand = compile_node(node.operand)
-    if static_type(node.operand) is Type.BOOLEAN:
-        return lambda attrs: not operand(attrs)
-    return lambda attrs: not _bool(operand(attrs), node)
 
 
 def _overflow(n: int, origin: Node) -> EvalFailure:
@@ -167,115 +146,6 @@ def _negate(node: Unary) -> Evaluator:
         return -n
 
     return negate
-
-
-def _logic(node: Binary) -> Evaluator:
-    if isinstance(node.left, Binary) and node.left.op in LOGIC_OPS:
-        return _logic_chain(node)
-    left = compile_node(node.left)
-    right = compile_node(node.right)
-    both_bool = static_type(node.left) is static_type(node.right) is Type.BOOLEAN
-    if node.op == "AND":
-        if both_bool:
-            return lambda attrs: left(attrs) and right(attrs)
-        return lambda attrs: _bool(left(attrs), node) and _bool(right(attrs), node)
-    if node.op == "OR":
-        if both_bool:
-            return lambda attrs: left(attrs) or right(attrs)
-        return lambda attrs: _bool(left(attrs), node) or _bool(right(attrs), node)
-
-    def xor(attrs: Attrs) -> bool:
-        # XOR is not short-circuited: both operands are evaluated before casting.
-        a, b = left(attrs), right(attrs)
-        return _bool(a, node) is not _bool(b, node)
-
-    return xor
-
-
-def logic_step(node: Binary) -> Step:
-    """Compile ``node.right`` into a link of its chain (``node.left`` is evaluated by the caller).
-
-    The same semantics as :func:`_logic`: the left side is cast first; ``AND``/``OR`` do not
-    evaluate the right side when the left one decides; ``XOR`` evaluates both, then casts.
-    """
-    right = compile_node(node.right)
-    if node.op == "AND":
-        return lambda left, attrs: _bool(left, node) and _bool(right(attrs), node)
-    if node.op == "OR":
-        return lambda left, attrs: _bool(left, node) or _bool(right(attrs), node)
-
-    def xor(left: Value, attrs: Attrs) -> bool:
-        b = right(attrs)
-        return _bool(left, node) is not _bool(b, node)
-
-    return xor
-
-
-def _logic_chain(node: Binary) -> Evaluator:
-    chain = logic_chain(node)
-    first = compile_node(chain[0].left)
-    ops = {link.op for link in chain}
-    if ops == {"AND"} or ops == {"OR"}:
-        # One operator throughout: the first operand cast to false (AND) or true (OR) decides.
-        operands = ((first, chain[0]), *((compile_node(link.right), link) for link in chain))
-        if static_type(chain[0].left) is Type.BOOLEAN and all(
-            static_type(link.right) is Type.BOOLEAN for link in chain
-        ):
-            evaluators = tuple(operand for operand, _ in operands)
-            return _all_bool(evaluators) if ops == {"AND"} else _any_bool(evaluators)
-        return _all_of(operands) if ops == {"AND"} else _any_of(operands)
-    steps = tuple(logic_step(link) for link in chain)
-
-    def logic_loop(attrs: Attrs) -> Value:
-        value = first(attrs)
-        for step in steps:
-            value = step(value, attrs)
-        return value
-
-    return logic_loop
-
-
-# Plain loops, not all()/any() over a generator: that costs a generator frame per event.
-def _all_bool(operands: tuple[Evaluator, ...]) -> Evaluator:
-    def all_bool(attrs: Attrs) -> bool:
-        for operand in operands:  # noqa: SIM110
-            if not operand(attrs):
-                return False
-        return True
-
-    return all_bool
-
-
-def _any_bool(operands: tuple[Evaluator, ...]) -> Evaluator:
-    def any_bool(attrs: Attrs) -> bool:
-        for operand in operands:  # noqa: SIM110
-            if operand(attrs):
-                return True
-        return False
-
-    return any_bool
-
-
-def _all_of(operands: tuple[tuple[Evaluator, Node], ...]) -> Evaluator:
-    def all_of(attrs: Attrs) -> bool:
-        for operand, origin in operands:
-            value = operand(attrs)
-            if value is not True and (value is False or not to_bool(value, origin)):
-                return False
-        return True
-
-    return all_of
-
-
-def _any_of(operands: tuple[tuple[Evaluator, Node], ...]) -> Evaluator:
-    def any_of(attrs: Attrs) -> bool:
-        for operand, origin in operands:
-            value = operand(attrs)
-            if value is True or (value is not False and to_bool(value, origin)):
-                return True
-        return False
-
-    return any_of
 
 
 def _equality(node: Binary) -> Evaluator:

@@ -12,7 +12,7 @@ parsing, compiling, evaluating and rendering it stay far from Python's recursion
 parenthesis, ``NOT``, unary ``-``, function call, ``IN`` set, ``LIKE`` and comparison or
 arithmetic operator adds a level to what it contains; a chain of ``AND``/``OR``/``XOR`` does
 not, so a flat ``a = 1 OR a = 2 OR ...`` of any length parses (and is compiled into a loop,
-see :mod:`cerouter.cesql.compiler`).  A deeper expression is a :class:`CesqlParseError` at
+see :mod:`cerouter.cesql.logic`).  A deeper expression is a :class:`CesqlParseError` at
 the token that goes one level too deep.
 """
 

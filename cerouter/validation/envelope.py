@@ -35,42 +35,48 @@ Attribute names are shown: they are where the problem is.
 SHOULD-level advice (names of at most 20 characters that start with a letter, an absolute
 ``source``) is not reported: a router must not reject events the spec allows.
 
-Speed: a fast path (:func:`_looks_fine`) answers "certainly valid" for the common shapes without
-raising or allocating; anything else goes to the full check (:func:`_problems`), which finds the
-problems, if any. URI-reference, URI, media-type values and extension names found valid are
-remembered, as they repeat across a producer's events; ``time``, new on every event, costs one
-precompiled regex. A property test keeps the two paths in agreement.
+Speed: a fast path (:func:`_looks_fine`) answers "certainly valid" for the common shapes
+without raising or allocating; anything else goes to the full check
+(:func:`~cerouter.validation.attribute_rules.find_problems`), which finds the problems, if any.
+URI-reference, URI, media-type values and extension names found valid are remembered, as they
+repeat across a producer's events; ``time``, new on every event, costs one precompiled regex. A
+property test keeps the two paths in agreement.
 
-Memory: the five remembered sets hold at most 4,096 strings each, none longer than
-:data:`~cerouter.bounded.MEMO_KEY_CHARS` (256) characters (a longer value is checked every
-time): at most 1 Mi characters per set, ~1.3 MB for ASCII values and ~4.5 MB whatever they are
-(:data:`~cerouter.bounded.MAX_KEY_BYTES` each), whatever producers send. Once a set is full it
-stays as it is: later values take the full check.
+Memory: the five remembered sets hold at most 4,096 strings each, none longer than 256
+characters (:mod:`cerouter.validation.attribute_rules` gives the bound in bytes).
+
+This module is the entry point and the fast path; the attribute types, the full check with its
+messages, the memos and :func:`check_json_members` are
+:mod:`cerouter.validation.attribute_rules`' (the names imported from here stay importable).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
-from enum import Enum
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 from cerouter.binding import DecodedEvent
-from cerouter.bounded import MEMO_KEY_CHARS
-from cerouter.validation.formats import (
-    ABSOLUTE_URI,
-    ATTRIBUTE_NAME,
-    BAD_CHAR,
-    INTEGER_STRING,
-    MEDIA_TYPE,
-    TIMESTAMP_COMMON,
-    URI_REFERENCE,
-    is_timestamp,
+from cerouter.validation.attribute_rules import (
+    CORE_NAMES,
+    INT32_MAX,
+    INT32_MIN,
+    KNOWN_EXTENSION_TYPES,
+    KNOWN_INTEGER_EXTENSIONS,
+    MEMOS,
+    REQUIRED_ATTRIBUTES,
+    TYPES,
+    AttrType,
+    check_json_members,
+    find_problems,
+    plain_names,
+    valid_media_types,
+    valid_uri_refs,
+    valid_uris,
 )
-from cerouter.validation.report import Problem, Stage, shorten
+from cerouter.validation.formats import INTEGER_STRING, TIMESTAMP_COMMON
+from cerouter.validation.report import Problem
 
+# The types, tables and check_json_members are attribute_rules'; they stay importable here.
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
@@ -82,87 +88,6 @@ __all__ = [
     "check_envelope",
     "check_json_members",
 ]
-
-INT32_MIN: Final = -(2**31)
-INT32_MAX: Final = 2**31 - 1
-REQUIRED_ATTRIBUTES: Final = ("id", "source", "specversion", "type")
-
-
-class AttrType(Enum):
-    """The CloudEvents type system (spec digest B.3), plus the two specialised core strings."""
-
-    STRING = "String"
-    INTEGER = "Integer"
-    BOOLEAN = "Boolean"
-    URI = "URI"
-    URI_REFERENCE = "URI-reference"
-    TIMESTAMP = "Timestamp"
-    SPECVERSION = "specversion"  # a String that must be "1.0"
-    MEDIA_TYPE = "media type"  # a String per RFC 2046 (datacontenttype)
-
-
-_CORE_TYPES: Final[Mapping[str, AttrType]] = {
-    "id": AttrType.STRING,
-    "source": AttrType.URI_REFERENCE,
-    "specversion": AttrType.SPECVERSION,
-    "type": AttrType.STRING,
-    "datacontenttype": AttrType.MEDIA_TYPE,
-    "dataschema": AttrType.URI,
-    "subject": AttrType.STRING,
-    "time": AttrType.TIMESTAMP,
-}
-
-#: Integer extensions cerouter knows, with the smallest value each allows (spec digest B.8).
-KNOWN_INTEGER_EXTENSIONS: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "severitynumber": 0,  # severity.md: MUST NOT be negative
-        "sampledrate": 1,  # sampledrate.md: greater than 0
-    }
-)
-
-#: Documented extensions whose attribute type cerouter checks when they are present.
-KNOWN_EXTENSION_TYPES: Final[Mapping[str, AttrType]] = MappingProxyType(
-    {
-        **dict.fromkeys(KNOWN_INTEGER_EXTENSIONS, AttrType.INTEGER),
-        "recordedtime": AttrType.TIMESTAMP,
-        "expirytime": AttrType.TIMESTAMP,
-        "deprecationfrom": AttrType.TIMESTAMP,
-        "deprecationsunset": AttrType.TIMESTAMP,
-        "deprecationmigration": AttrType.URI,
-        "deprecated": AttrType.BOOLEAN,
-        "dataref": AttrType.URI_REFERENCE,
-    }
-)
-
-_TYPES: Final[Mapping[str, AttrType]] = {**_CORE_TYPES, **KNOWN_EXTENSION_TYPES}
-_CORE_NAMES: Final = frozenset(_CORE_TYPES)
-_REQUIRED_SET: Final = frozenset(REQUIRED_ATTRIBUTES)
-_NON_EMPTY: Final = frozenset({*REQUIRED_ATTRIBUTES, "subject", "dataschema"})
-
-# Values seen valid (they repeat: a producer has one source, one content type, few schemas).
-# Bounded in bytes, not only in entries (module docstring): short strings only.
-_MEMO_LIMIT: Final = 4096
-_valid_names: set[str] = set(_TYPES)
-# Extension names found valid that have no known type: any printable String value will do.
-_plain_names: set[str] = set()
-_valid_uri_refs: set[str] = set()
-_valid_uris: set[str] = set()
-_valid_media_types: set[str] = set()
-_MEMOS: Final[Mapping[AttrType, set[str]]] = {
-    AttrType.URI_REFERENCE: _valid_uri_refs,
-    AttrType.URI: _valid_uris,
-    AttrType.MEDIA_TYPE: _valid_media_types,
-}
-
-
-def _remember(memo: set[str], value: str) -> None:
-    # Never the empty string: a memo is shared by attributes of one type, and some of those
-    # (source) must not be empty while others (dataref) may.
-    if value and len(value) <= MEMO_KEY_CHARS and len(memo) < _MEMO_LIMIT:
-        memo.add(value)
-
-
-# --------------------------------------------------------------------------- checks
 
 
 def check_envelope(event: DecodedEvent, include_values: bool = False) -> tuple[Problem, ...]:
@@ -182,19 +107,19 @@ def check_attributes(
             return ()
     except TypeError:  # an unhashable value (not from the binding): the slow path reports it
         pass
-    return _problems(attributes, include_values)
+    return find_problems(attributes, include_values)
 
 
 def _looks_fine(attributes: Mapping[str, Any]) -> bool:
     """The fast path: ``True`` only when every rule certainly holds.
 
-    ``False`` means "look closer", not "invalid": :func:`_problems` decides, and remembers the
+    ``False`` means "look closer", not "invalid": :func:`find_problems` decides, and remembers the
     names and values it found valid so that the next event with them stays here. Rare shapes
     (native integers and booleans, empty strings, non-printable characters, February 29th)
     always take the closer look. Written for CPython's sake: few calls, no temporaries.
     """
     get = attributes.get
-    if get("specversion") != "1.0" or get("source") not in _valid_uri_refs:
+    if get("specversion") != "1.0" or get("source") not in valid_uri_refs:
         return False
     value = get("id")
     if value.__class__ is not str or not value or not value.isprintable():
@@ -210,7 +135,7 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
         seen += 1
     value = get("datacontenttype")
     if value is not None:
-        if value not in _valid_media_types:
+        if value not in valid_media_types:
             return False
         seen += 1
     value = get("subject")
@@ -220,15 +145,15 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
         seen += 1
     value = get("dataschema")
     if value is not None:
-        if value not in _valid_uris:
+        if value not in valid_uris:
             return False
         seen += 1
     if len(attributes) == seen:
         return True
-    for name in attributes.keys() - _CORE_NAMES:
+    for name in attributes.keys() - CORE_NAMES:
         value = attributes[name]
         cls = value.__class__
-        if name in _plain_names:  # an extension without a known type
+        if name in plain_names:  # an extension without a known type
             if cls is str:
                 if not value.isprintable():
                     return False
@@ -238,7 +163,7 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
             elif cls is not bool:
                 return False
             continue
-        kind = _TYPES.get(name)
+        kind = TYPES.get(name)
         if kind is AttrType.INTEGER:
             if cls is str:
                 if INTEGER_STRING.fullmatch(value) is None or len(value) > 11:
@@ -254,211 +179,6 @@ def _looks_fine(attributes: Mapping[str, Any]) -> bool:
         elif kind is AttrType.BOOLEAN:
             if cls is not bool and value not in ("true", "false"):
                 return False
-        elif kind is None or cls is not str or value not in _MEMOS.get(kind, ()):
+        elif kind is None or cls is not str or value not in MEMOS.get(kind, ()):
             return False
     return True
-
-
-def _problems(attributes: Mapping[str, Any], values: bool) -> tuple[Problem, ...]:
-    problems: list[Problem] | None = None
-    for name in REQUIRED_ATTRIBUTES:
-        if name not in attributes:
-            problems = _add(problems, name, "required attribute is missing")
-    for name, value in attributes.items():
-        kind = _TYPES.get(name)
-        if kind is None:
-            message = _check_extension(name, value, values)
-        elif value.__class__ is str:
-            message = _check_string(kind, name, value, values)
-        else:
-            message = _check_native(kind, name, value, values)
-        if message is not None:
-            problems = _add(problems, name, message)
-    return () if problems is None else tuple(problems)
-
-
-def _add(problems: list[Problem] | None, where: str, message: str) -> list[Problem]:
-    if problems is None:
-        problems = []
-    problems.append(Problem(Stage.ENVELOPE, where, message))
-    return problems
-
-
-def _check_extension(name: str, value: Any, values: bool) -> str | None:
-    if name not in _valid_names:
-        if name == "data":
-            return "'data' is reserved for the event data and cannot be an attribute name"
-        if ATTRIBUTE_NAME.fullmatch(name) is None:
-            return (
-                f"attribute name {shorten(repr(name))} must consist of lower-case ASCII letters "
-                "and digits only (a-z, 0-9)"
-            )
-        _remember(_valid_names, name)
-        _remember(_plain_names, name)
-    cls = value.__class__
-    if cls is str:
-        return None if value.isprintable() else _bad_characters(value)
-    if cls is int:
-        return None if INT32_MIN <= value <= INT32_MAX else _out_of_range(value, values)
-    if cls is bool:
-        return None
-    return _not_a_cloudevents_type(value, values)
-
-
-def _check_string(kind: AttrType, name: str, value: str, values: bool) -> str | None:
-    """Check a value given as a string (always so in binary mode) against its attribute type."""
-    if not value.isprintable() and (bad := _bad_characters(value)) is not None:
-        return bad
-    if kind is AttrType.TIMESTAMP:
-        if is_timestamp(value):
-            return None
-        return f"{_lead(value, values)}is not an RFC 3339 timestamp (like 2024-05-01T12:30:00Z)"
-    if kind is AttrType.STRING:
-        if value or name not in _NON_EMPTY:
-            return None
-        return "must not be empty"
-    if kind is AttrType.URI_REFERENCE:
-        if value in _valid_uri_refs:
-            return None
-        if not value and name in _NON_EMPTY:
-            return "must not be empty"
-        if URI_REFERENCE.fullmatch(value) is None:
-            return f"{_lead(value, values)}is not a URI-reference (RFC 3986)"
-        _remember(_valid_uri_refs, value)
-        return None
-    if kind is AttrType.SPECVERSION:
-        if value == "1.0":
-            return None
-        if not value:
-            return "must not be empty"
-        lead = _lead(value, values)
-        return f"{lead}is not supported: specversion must be '1.0' (CloudEvents 1.0)"
-    if kind is AttrType.MEDIA_TYPE:
-        if value in _valid_media_types:
-            return None
-        if MEDIA_TYPE.fullmatch(value) is None:
-            return f"{_lead(value, values)}is not an RFC 2046 media type (like application/json)"
-        _remember(_valid_media_types, value)
-        return None
-    if kind is AttrType.URI:
-        if value in _valid_uris:
-            return None
-        if not value and name in _NON_EMPTY:
-            return "must not be empty"
-        if ABSOLUTE_URI.fullmatch(value) is None:
-            return (
-                f"{_lead(value, values)}is not an absolute URI (RFC 3986 section 4.3: "
-                "a scheme, and no fragment)"
-            )
-        _remember(_valid_uris, value)
-        return None
-    if kind is AttrType.INTEGER:
-        if INTEGER_STRING.fullmatch(value) is None:
-            return f"{_lead(value, values)}is not an Integer"
-        if len(value) > 11:  # longer than any 32-bit integer; int() of it could be costly
-            return (
-                f"{_lead(value, values)}is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
-            )
-        return _check_integer(name, int(value), values)
-    # AttrType.BOOLEAN: the canonical strings are case-sensitive.
-    if value in ("true", "false"):
-        return None
-    return f"{_lead(value, values)}is not a Boolean ('true' or 'false')"
-
-
-def _check_native(kind: AttrType, name: str, value: Any, values: bool) -> str | None:
-    """Check a non-string value (structured mode JSON number or boolean) against its type."""
-    cls = value.__class__
-    if kind is AttrType.INTEGER:
-        if cls is int:
-            return _check_integer(name, value, values)
-        return f"must be an Integer, got {_describe(value, values)}"
-    if kind is AttrType.BOOLEAN:
-        return None if cls is bool else f"must be a Boolean, got {_describe(value, values)}"
-    expected = "String" if kind in (AttrType.SPECVERSION, AttrType.MEDIA_TYPE) else kind.value
-    return f"must be a {expected}, got {_describe(value, values)}"
-
-
-def _check_integer(name: str, value: int, values: bool) -> str | None:
-    if not INT32_MIN <= value <= INT32_MAX:
-        return _out_of_range(value, values)
-    minimum = KNOWN_INTEGER_EXTENSIONS.get(name)
-    if minimum is not None and value < minimum:
-        return f"{_lead(value, values)}is less than the minimum of {minimum} for this extension"
-    return None
-
-
-def _out_of_range(value: int, values: bool) -> str:
-    return f"{_lead(value, values)}is outside the Integer range ({INT32_MIN} to {INT32_MAX})"
-
-
-def _bad_characters(value: str) -> str | None:
-    match = BAD_CHAR.search(value)
-    if match is None:
-        return None  # not printable, yet allowed (e.g. a no-break space or a format character)
-    char = match.group()
-    if "\ud800" <= char <= "\udfff":
-        what = "an unpaired surrogate"
-    elif char <= "\x9f":
-        what = "a control character"
-    else:
-        what = "a Unicode noncharacter"
-    return f"contains {what} (U+{ord(char):04X} at index {match.start()}), not allowed in a String"
-
-
-def _not_a_cloudevents_type(value: Any, values: bool) -> str:
-    return f"must be a String, Integer or Boolean, got {_describe(value, values)}"
-
-
-_KINDS: Final = {bool: "boolean", int: "integer", str: "string", float: "number", list: "array"}
-
-
-def _describe(value: Any, values: bool) -> str:
-    """``a string``, or with ``values`` ``string 'abc'`` (what a wrong-typed value is)."""
-    kind = _KINDS.get(
-        value.__class__, "object" if isinstance(value, dict) else type(value).__name__
-    )
-    if values:
-        return f"{kind} {shorten(repr(value))}"
-    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
-
-
-def _lead(value: Any, values: bool) -> str:
-    """What a message starts with: the value shortened and a space, or nothing."""
-    return f"{shorten(repr(value))} " if values else ""
-
-
-# --------------------------------------------------------------------------- JSON event objects
-
-
-def check_json_members(
-    event: Mapping[str, Any], include_values: bool = False
-) -> tuple[Problem, ...]:
-    """Check the JSON-format rules of a structured event object that a decoder enforces.
-
-    ``data`` and ``data_base64`` never both; ``data_base64`` a base64 string; every other member
-    (an attribute) ``null`` or a String, Integer or Boolean. The attribute rules proper are
-    :func:`check_attributes`; :func:`cerouter.binding.decode` raises on the first of these
-    instead, which is right for a router but too terse for ``cerouter validate``.
-    """
-    problems: list[Problem] | None = None
-    b64 = event.get("data_base64")
-    if b64 is not None:
-        if "data" in event:
-            problems = _add(
-                problems, "data_base64", "'data' and 'data_base64' are mutually exclusive"
-            )
-        if not isinstance(b64, str):
-            message = f"must be a string, got {_describe(b64, include_values)}"
-            problems = _add(problems, "data_base64", message)
-        else:
-            try:
-                base64.b64decode(b64, validate=True)
-            except (binascii.Error, ValueError):
-                problems = _add(problems, "data_base64", "is not valid base64 (RFC 4648)")
-    for name, value in event.items():
-        if name in ("data", "data_base64") or value is None:
-            continue
-        if value.__class__ not in (str, int, bool):
-            problems = _add(problems, name, _not_a_cloudevents_type(value, include_values))
-    return () if problems is None else tuple(problems)

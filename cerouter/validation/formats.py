@@ -3,8 +3,9 @@
 RFC 3339 timestamps (as :mod:`cerouter.timestamps` reads them: no leap second, no year 0000),
 RFC 3986 URI-references and absolute URIs (transcribed from its appendix A), RFC 2046 media
 types, attribute names, Integer strings, and the characters a String must not contain. Only the
-grammars: which attribute needs which, and the messages, are :mod:`cerouter.validation.envelope`'s.
-The patterns are public so that the envelope's fast path calls ``fullmatch`` on them directly.
+grammars: which attribute needs which, and the messages, are
+:mod:`cerouter.validation.attribute_rules`'. The patterns are public so that the envelope's fast
+path calls ``fullmatch`` on them directly.
 """
 
 from __future__ import annotations

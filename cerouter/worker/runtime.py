@@ -1,16 +1,18 @@
-"""The worker runner: subscriptions, handler tasks, acks, retries, dead-letters and draining.
+"""The worker runner: subscriptions, handler slots and tasks, acks and draining.
 
 A :class:`Worker` is what :meth:`WorkerApp.run <cerouter.worker.WorkerApp.run>` returns: all
 run-time state lives here, the app stays plain configuration. Per queue it holds either a core
 subscription in the queue group (at-most-once) or a :class:`~cerouter.pull.PullConsumer`
-on the shared durable consumer (at-least-once).
+on the shared durable consumer (at-least-once). What becomes of each event once its handler
+ran, or could not (replies, emitted results, retries, dead-letters), is
+:class:`~cerouter.worker.outcomes.Outcomes`' job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +23,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from cerouter.binding import DecodedEvent, Mode, decode, to_sdk
+from cerouter.binding import DecodedEvent, decode, to_sdk
 from cerouter.delivery.deadletter_store import ensure_capture_stream
 from cerouter.errors import BindingError, CerouterError
 from cerouter.log import event_fields, get_logger
@@ -30,6 +32,7 @@ from cerouter.nats.pull import PullConsumer
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.types import Reason
 from cerouter.worker.jetstream import KeepAlive, ensure_consumer, find_stream
+from cerouter.worker.outcomes import Outcomes
 from cerouter.worker.outlets import Outlets
 from cerouter.worker.spec import (
     AppSettings,
@@ -38,7 +41,6 @@ from cerouter.worker.spec import (
     QueueSpec,
     WorkerStats,
     describe_error,
-    error_event,
     set_delivery,
 )
 
@@ -61,13 +63,14 @@ class Worker:
         self.queues = app.queues()
         self.stats_by_queue = {q.name: WorkerStats() for q in self.queues}
         self.deadletter_subject = SubjectTemplate.parse(app.deadletter_subject)
-        self._out = Outlets(
+        outlets = Outlets(
             nc,
             self.deadletter_subject,
             app.deadletter_stream,
             reply_mode=app.reply_mode,
             emit_mode=app.emit_mode,
         )
+        self._outcomes = Outcomes(app, outlets, self._spawn)
         self._limits = {
             spec: asyncio.Semaphore(self.concurrency_of(spec))
             for q in self.queues
@@ -194,11 +197,11 @@ class Worker:
             try:
                 event = decode(msg.headers, msg.data)
             except BindingError as exc:
-                self._spawn(self._undecodable(queue, msg, exc, stats))
+                self._spawn(self._outcomes.undecodable(queue, msg, exc, stats))
                 return
             spec = queue.match(str(event.attributes.get("type", "")))
             if spec is None:
-                self._ignore(queue, msg, event, stats)
+                self._outcomes.ignore(queue, msg, event, stats)
                 return
             await self._limits[spec].acquire()
             if self._abandoned:
@@ -219,7 +222,7 @@ class Worker:
             try:
                 cloud_event = to_sdk(event)
             except BindingError as exc:
-                await self._undecodable(queue, msg, exc, stats)
+                await self._outcomes.undecodable(queue, msg, exc, stats)
                 return
             request = bool(msg.reply)
             headers = msg.headers or {}
@@ -227,19 +230,10 @@ class Worker:
             try:
                 result = await self._call(spec, cloud_event)
             except Exception as exc:
-                stats.failed += 1
-                reason = describe_error(exc)
-                log.warning("handler failed", error=reason)
-                if msg.reply:
-                    error = error_event(self.app.source, reason, event.attributes)
-                    await self._reply(msg, error, event.mode, stats)
-                else:
-                    await self._deadletter(
-                        queue, msg, Reason.HANDLER, reason, 1, stats, event.attributes
-                    )
+                await self._outcomes.failed_core(queue, msg, event, exc, stats)
                 return
             stats.handled += 1
-            await self._deliver_result(spec, msg, event, result, stats, flush=False)
+            await self._outcomes.deliver(spec, msg, event, result, stats, flush=False)
         finally:
             self._limits[spec].release()
 
@@ -281,20 +275,20 @@ class Worker:
             try:
                 event = decode(msg.headers, msg.data)
             except BindingError as exc:
-                await self._undecodable(queue, msg, exc, stats)
+                await self._outcomes.undecodable(queue, msg, exc, stats)
                 return
             structlog.contextvars.bind_contextvars(
                 queue=queue.name, **event_fields(event.attributes)
             )
             spec = queue.match(str(event.attributes.get("type", "")))
             if spec is None:
-                self._ignore(queue, msg, event, stats)
+                self._outcomes.ignore(queue, msg, event, stats)
                 await msg.ack()
                 return
             try:
                 cloud_event = to_sdk(event)
             except BindingError as exc:
-                await self._undecodable(queue, msg, exc, stats)
+                await self._outcomes.undecodable(queue, msg, exc, stats)
                 return
             async with self._limits[spec]:
                 await self._handle_durable(queue, spec, msg, event, cloud_event, stats)
@@ -322,40 +316,11 @@ class Worker:
             await msg.nak()  # drain gave up on it: another worker takes it now
             raise
         except Exception as exc:
-            await self._failed_durable(queue, spec, msg, attempt, exc, stats)
+            await self._outcomes.failed_durable(queue, spec, msg, attempt, exc, stats)
             return
         stats.handled += 1
-        await self._deliver_result(spec, msg, event, result, stats, flush=True)
+        await self._outcomes.deliver(spec, msg, event, result, stats, flush=True)
         await msg.ack()
-
-    async def _failed_durable(
-        self,
-        queue: QueueSpec,
-        spec: HandlerSpec,
-        msg: Msg,
-        attempt: int,
-        exc: Exception,
-        stats: WorkerStats,
-    ) -> None:
-        stats.failed += 1
-        reason = describe_error(exc)
-        if attempt < spec.max_deliver:
-            delay = spec.retry_delay(attempt)
-            log.warning(
-                "handler failed; will retry",
-                handler=spec.name,
-                attempt=attempt,
-                delay=delay,
-                error=reason,
-            )
-            stats.retried += 1
-            await msg.nak(delay=delay)
-            return
-        if await self._deadletter(queue, msg, Reason.HANDLER, reason, attempt, stats):
-            await msg.term()
-        else:
-            # Not stored: keep it in the queue rather than lose it.
-            await msg.nak(delay=spec.retry_delay(attempt))
 
     # ------------------------------------------------------------------ shared steps
 
@@ -367,81 +332,6 @@ class Worker:
                 f"handler returned {type(result).__name__}; return a CloudEvent or None"
             )
         return result
-
-    async def _deliver_result(
-        self,
-        spec: HandlerSpec,
-        msg: Msg,
-        event: DecodedEvent,
-        result: CloudEvent | None,
-        stats: WorkerStats,
-        *,
-        flush: bool,
-    ) -> None:
-        if msg.reply and not spec.durable:  # a request
-            if result is None:
-                # A requester waits for a CloudEvent; None would leave it to time out.
-                reason = "handler returned no event for a request"
-                result = error_event(self.app.source, reason, event.attributes)
-            await self._reply(msg, result, event.mode, stats)
-            return
-        if result is None:
-            return
-        target = spec.emit if spec.emit is not None else self.app.emit
-        if target is None:
-            log.warning("handler result dropped: no emit subject", handler=spec.name)
-            return
-        # Durable: flushed, so the result is out before the input is acked.
-        await self._out.emit(target, result, flush=flush)
-        stats.emitted += 1
-
-    async def _reply(self, msg: Msg, event: CloudEvent, mode: Mode, stats: WorkerStats) -> None:
-        await self._out.reply(msg, event, mode)
-        stats.replied += 1
-
-    def _ignore(self, queue: QueueSpec, msg: Msg, event: DecodedEvent, stats: WorkerStats) -> None:
-        stats.ignored += 1
-        log.debug("no handler for type", queue=queue.name, type=event.attributes.get("type"))
-        if msg.reply and not queue.durable:
-            reason = f"no handler for type {event.attributes.get('type')!r} in queue {queue.name!r}"
-            error = error_event(self.app.source, reason, event.attributes)
-            self._spawn(self._reply(msg, error, event.mode, stats))
-
-    async def _undecodable(
-        self, queue: QueueSpec, msg: Msg, exc: BindingError, stats: WorkerStats
-    ) -> None:
-        # Retrying cannot turn bytes into a CloudEvent: dead-letter at once.
-        stats.undecodable += 1
-        reason = f"not a CloudEvent: {describe_error(exc)}"
-        if msg.reply and not queue.durable:
-            await self._reply(
-                msg, error_event(self.app.source, reason, None), Mode.STRUCTURED, stats
-            )
-            return
-        attempt = msg.metadata.num_delivered if queue.durable else 1
-        stored = await self._deadletter(queue, msg, Reason.BINDING, reason, attempt, stats)
-        if queue.durable:
-            await (msg.term() if stored else msg.nak(delay=1.0))
-
-    async def _deadletter(
-        self,
-        queue: QueueSpec,
-        msg: Msg,
-        reason: Reason,
-        detail: str,
-        attempt: int,
-        stats: WorkerStats,
-        attributes: Mapping[str, object] | None = None,
-    ) -> bool:
-        identity = None
-        if queue.durable:  # the same on every redelivery: one dead letter per message
-            identity = f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
-        stored = await self._out.deadletter(
-            msg, queue=queue.name, reason=reason, detail=detail, attempt=attempt,
-            attributes=attributes, identity=identity,
-        )  # fmt: skip
-        stats.dead_lettered += stored
-        return stored
 
     @staticmethod
     async def _settle(pull: PullConsumer, ack: Awaitable[None]) -> None:
