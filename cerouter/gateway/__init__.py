@@ -20,7 +20,13 @@ from cerouter.gateway.server import GatewayServer
 from cerouter.ingress.base import SubmitHandler
 from cerouter.ingress.http import ReplyInbox
 
-__all__ = ["GatewayContext", "GatewayServer", "start_gateway"]
+__all__ = ["Authenticator", "GatewayContext", "GatewayServer", "authenticator", "start_gateway"]
+
+
+def authenticator(settings: HttpSettings) -> Authenticator:
+    """The gateway's token checker: reads the tokens file and variable now, so that a broken
+    one stops the start before anything else starts (:class:`~cerouter.errors.ConfigError`)."""
+    return Authenticator(settings.auth, ttl=settings.sse.token_ttl)
 
 
 async def start_gateway(
@@ -31,8 +37,14 @@ async def start_gateway(
     js: JetStreamContext,
     ready: Callable[[], bool],
     drain_timeout: float,
+    auth: Authenticator | None = None,
 ) -> GatewayServer:
-    """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``."""
+    """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
+
+    ``auth`` is :func:`authenticator` of ``settings``, made here when not given (a
+    :class:`~cerouter.errors.ConfigError` when the tokens cannot be read).
+    """
+    auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
     await inbox.start()
     ctx = GatewayContext(
@@ -42,7 +54,7 @@ async def start_gateway(
         js,
         ready,
         inbox,
-        Authenticator(settings.auth),
+        auth,
         slots=asyncio.Semaphore(settings.limits.max_inflight),
     )
     server = GatewayServer(build_app(ctx), ctx, drain_timeout=drain_timeout)

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 from cerouter.gateway.context import GatewayContext
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
+from cerouter.gateway.sse_token import post_sse_token
 
 
 def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Starlette:
@@ -17,6 +18,7 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
         Route("/events", options_events, methods=["OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/auth/sse-token", post_sse_token, methods=["POST"]),
         *(extra or []),
     ]
     app = Starlette(routes=routes)
