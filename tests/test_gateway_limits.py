@@ -23,6 +23,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from starlette.types import Message, Receive, Scope, Send
 
+from cerouter.config.load import parse_config
+from cerouter.config.model import HttpLimits
 from cerouter.gateway.limits import ClientLimit
 from cerouter.gateway.protocol import LINGER_BYTES, GuardedHttpToolsProtocol
 from cerouter.nats.connection import full_flush
@@ -570,3 +572,44 @@ async def test_hostile_requests_get_a_clear_4xx(
             assert reply.json()["detail"]
         await assert_ready(service)
         assert service.router.ready
+
+
+# -- the settings -------------------------------------------------------------------------------
+
+
+def _limits(text: str) -> tuple[HttpLimits | None, list[str]]:
+    routes = f"version: 1\nroutes: []\nhttp:\n  limits: {{{text}}}\n"
+    result = parse_config(routes, check_schemas=False)
+    http = result.config.http if result.config is not None else None
+    return (http.limits if http is not None else None), [str(e) for e in result.errors]
+
+
+def test_limits_settings() -> None:
+    limits, errors = _limits(
+        "max_body: 2KiB, max_headers: 16KiB, max_inflight: 7, max_inflight_per_client: 3, "
+        "read_timeout: 1500ms"
+    )
+    assert errors == []
+    assert limits == HttpLimits(2048, 16384, 7, 3, 1.5)
+    defaults, _ = _limits("")
+    assert defaults == HttpLimits(None, 32 * 1024, 1000, 100, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("read_timeout: 0s", "http.limits.read_timeout: must be more than 0s"),
+        ("read_timeout: soon", "http.limits.read_timeout: "),
+        ("max_inflight_per_client: 0", "http.limits.max_inflight_per_client: "),
+        # Renamed: uvicorn never has two requests of one connection in flight.
+        (
+            "max_inflight_per_connection: 5",
+            "unknown key 'max_inflight_per_connection' (did you mean 'max_inflight_per_client'?)",
+        ),
+    ],
+)
+def test_limits_errors(text: str, expected: str) -> None:
+    _, errors = _limits(text)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("routes.yaml:4: "), errors
+    assert expected in errors[0], errors

@@ -43,7 +43,7 @@ The format (version 1; ``cerouter routes schema`` prints its JSON Schema)::
       batch: {max_events: 100}       #   accept application/cloudevents-batch+json
       webhook: {allowed_origins: ["*"]}           # the CloudEvents webhook handshake
       auth:                          #   bearer tokens: from a file or a variable, never inline
-        tokens_file: tokens.yaml
+        tokens_file: tokens.yaml     #   its format: cerouter.gateway.tokens
         tokens_env: CEROUTER_HTTP_TOKENS
         allow_unauthenticated: false #   required to listen beyond loopback without auth
       sse: {keepalive: 15s, buffer: 256, token_ttl: 5m}
