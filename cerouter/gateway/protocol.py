@@ -123,7 +123,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         """Answered; when the body is still coming, read it on for a while (see the module)."""
         super().on_response_complete()
-        if not self._in_head and not self.transport.is_closing():
+        answered_the_latest = self.cycle is not None and self.cycle.response_complete
+        # (Not when the body coming is a pipelined request's, one not answered yet.)
+        if not self._in_head and answered_the_latest and not self.transport.is_closing():
             self._linger = LINGER_BYTES
             self._linger_timer = self.loop.call_later(self.head_timeout, self.transport.close)
 
