@@ -15,6 +15,7 @@ import os
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from nats.aio.client import Client
 from structlog.testing import capture_logs
 
 from cerouter.config.load import parse_config
-from cerouter.config.model import HttpAuth
+from cerouter.config.model import HttpAuth, HttpSettings, Subscription
 from cerouter.errors import ConfigError
+from cerouter.gateway import authenticator as gateway_authenticator
 from cerouter.gateway.auth import MAX_CREDENTIAL, Authenticator
 from cerouter.gateway.principal import ANONYMOUS, Glob, Patterns, Principal
 from cerouter.service.serve import Service
@@ -233,6 +235,21 @@ def test_an_open_tokens_file_is_warned_about(tmp_path: Path) -> None:
     with capture_logs() as logs:
         Authenticator(HttpAuth(tokens_file=path))
     assert not [e for e in logs if e["log_level"] == "warning"]
+
+
+def test_reading_an_undeclared_subscription_is_warned_about(tmp_path: Path) -> None:
+    settings = HttpSettings(
+        auth=HttpAuth(tokens_file=write_tokens(tmp_path, TOKENS)),
+        subscriptions=(Subscription("orders", None, "orders.>"),),
+    )
+    with capture_logs() as logs:
+        gateway_authenticator(settings)
+    assert not [e for e in logs if e["log_level"] == "warning"]  # shop reads orders; "*" is fine
+    settings = replace(settings, subscriptions=(Subscription("payments", None, "payments.>"),))
+    with capture_logs() as logs:
+        gateway_authenticator(settings)
+    warned = [e for e in logs if e["log_level"] == "warning"]
+    assert [(e["token"], e["subscription"]) for e in warned] == [("shop", "orders")]
 
 
 @pytest.mark.parametrize(
