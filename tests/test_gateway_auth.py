@@ -405,7 +405,7 @@ def test_token_variable_errors(value: str | None, expected: str) -> None:
 
 
 class Clock:
-    """A monotonic clock the test moves."""
+    """A clock the test moves."""
 
     def __init__(self) -> None:
         self.now = 1000.0

@@ -6,7 +6,8 @@ needs ``Authorization: Bearer <token>`` naming a token of the tokens file or var
 (:mod:`cerouter.gateway.tokens`); the token's :class:`Principal` says what it may publish and read.
 
 A browser's ``EventSource`` cannot set headers, so ``POST /auth/sse-token`` (bearer-authenticated)
-hands out a **query token**: ``<name>.<expiry>.<HMAC-SHA256>`` under a key made at start-up,
+hands out a **query token**, ``<name>.<expiry>.<mac>`` (the token's name in base64url, Unix
+milliseconds, and the base64url HMAC-SHA256 of both under a random key made at start-up),
 valid for ``http.sse.token_ttl`` and only as ``?token=`` of ``GET /events/stream``
 (``authenticate(..., query_token=...)``). It is never a bearer: a leaked URL cannot publish, nor
 mint itself a successor. A restart invalidates every query token.
@@ -48,7 +49,8 @@ class Authenticator:
 
     Built once per gateway: the tokens are read here (a :class:`~cerouter.errors.ConfigError`
     for a missing or broken file, a token too short...). ``ttl`` is the query tokens' lifetime;
-    ``clock`` (seconds, monotonic) and ``environ`` are for tests.
+    ``clock`` and ``environ`` are for tests. The clock is the wall clock, so a query token's
+    expiry reads as Unix milliseconds (a monotonic one would tell the host's uptime).
     """
 
     def __init__(
@@ -56,7 +58,7 @@ class Authenticator:
         auth: HttpAuth,
         *,
         ttl: float = _DEFAULT_TTL,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.auth = auth
