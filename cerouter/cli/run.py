@@ -124,6 +124,8 @@ def run(
     options = RouterOptions(urls=urls or None, max_hops=max_hops, log_values=log_values)
     try:
         run_loop(_serve(routes, config, registry, options, embedded, token, watch))
+    except ConfigError as exc:  # the gateway's tokens file or variable, read as it starts
+        fail("run", str(exc), 2)
     except CerouterError as exc:
         fail("run", str(exc).splitlines()[0])
     except KeyboardInterrupt:  # a second Ctrl-C while draining

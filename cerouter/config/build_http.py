@@ -79,8 +79,9 @@ def check_exposure(settings: HttpSettings) -> str | None:
         return None
     if settings.auth.allow_unauthenticated:
         return None
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return (
-        f"the gateway would listen on {settings.host}:{settings.port} without authentication; "
+        f"the gateway would listen on {host}:{settings.port} without authentication; "
         "declare http.auth (tokens_file or tokens_env) or set http.auth.allow_unauthenticated"
     )
 
@@ -135,12 +136,26 @@ class HttpBuilder:
         if (n := node.get("max_headers")) is not None:
             max_headers = self._size(n, (*p, "max_headers")) or max_headers
         inflight = _LIMITS.max_inflight
-        per_conn = _LIMITS.max_inflight_per_connection
+        per_client = _LIMITS.max_inflight_per_client
         if (n := node.get("max_inflight")) is not None:
             inflight = int(n.value)
-        if (n := node.get("max_inflight_per_connection")) is not None:
-            per_conn = int(n.value)
-        return HttpLimits(max_body, max_headers, inflight, per_conn)
+        if (n := node.get("max_inflight_per_client")) is not None:
+            per_client = int(n.value)
+        read_timeout = _LIMITS.read_timeout
+        if (n := node.get("read_timeout")) is not None:
+            read_timeout = self._duration(n, (*p, "read_timeout")) or read_timeout
+        return HttpLimits(max_body, max_headers, inflight, per_client, read_timeout)
+
+    def _duration(self, node: YNode, path: Path_) -> float | None:
+        try:
+            seconds = parse_duration(node.value)
+        except ValueError as exc:
+            self.ctx.error(node.line, path, str(exc))
+            return None
+        if seconds <= 0:
+            self.ctx.error(node.line, path, "must be more than 0s")
+            return None
+        return seconds
 
     def _size(self, node: YNode, path: Path_) -> int | None:
         try:

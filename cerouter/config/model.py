@@ -38,12 +38,12 @@ The format (version 1; ``cerouter routes schema`` prints its JSON Schema)::
     unrouted: deadletter             # or drop, or a destination: {subject: "unrouted.{type}"}
     http:                            # the HTTP gateway (off without this section or run --http)
       listen: 127.0.0.1:8080         #   host:port; port 0 picks a free one
-      limits: {max_body: 1MiB, max_headers: 32KiB, max_inflight: 1000,
-               max_inflight_per_connection: 100}  # max_body default: the server's max_payload
+      limits: {max_body: 1MiB, max_headers: 32KiB, max_inflight: 1000,  # max_body default:
+               max_inflight_per_client: 100, read_timeout: 30s}  # the server's max_payload
       batch: {max_events: 100}       #   accept application/cloudevents-batch+json
       webhook: {allowed_origins: ["*"]}           # the CloudEvents webhook handshake
       auth:                          #   bearer tokens: from a file or a variable, never inline
-        tokens_file: tokens.yaml
+        tokens_file: tokens.yaml     #   its format: cerouter.gateway.tokens
         tokens_env: CEROUTER_HTTP_TOKENS
         allow_unauthenticated: false #   required to listen beyond loopback without auth
       sse: {keepalive: 15s, buffer: 256, token_ttl: 5m}
@@ -195,13 +195,21 @@ DEFAULT_HTTP_PORT = 8080
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """What one HTTP client may ask of the gateway. ``max_body=None``: the NATS server's
-    ``max_payload`` (a bigger event could not be published anyway)."""
+    """What HTTP clients may ask of the gateway.
+
+    ``max_body=None``: the NATS server's ``max_payload`` (a bigger event could not be published
+    anyway). ``max_headers`` bounds the request head as sent (request line and headers; 431).
+    ``max_inflight`` is the requests being routed at once (503), ``max_inflight_per_client`` the
+    requests one client address has open at once (429): uvicorn serves the requests of one
+    connection one after the other, so a per-connection limit could never be exceeded.
+    ``read_timeout``: the head, and then the body, must each arrive within it (408).
+    """
 
     max_body: int | None = None
     max_headers: int = 32 * 1024
     max_inflight: int = 1000
-    max_inflight_per_connection: int = 100
+    max_inflight_per_client: int = 100
+    read_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

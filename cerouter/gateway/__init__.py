@@ -16,11 +16,34 @@ from cerouter.config.model import HttpSettings
 from cerouter.gateway.app import build_app
 from cerouter.gateway.auth import Authenticator
 from cerouter.gateway.context import GatewayContext
+from cerouter.gateway.principal import ALL_SUBSCRIPTIONS
 from cerouter.gateway.server import GatewayServer
 from cerouter.ingress.base import SubmitHandler
 from cerouter.ingress.http import ReplyInbox
+from cerouter.log import get_logger
 
-__all__ = ["GatewayContext", "GatewayServer", "start_gateway"]
+log = get_logger("cerouter.gateway")
+
+__all__ = ["Authenticator", "GatewayContext", "GatewayServer", "authenticator", "start_gateway"]
+
+
+def authenticator(settings: HttpSettings) -> Authenticator:
+    """The gateway's token checker: reads the tokens file and variable now, so that a broken
+    one stops the start before anything else starts (:class:`~cerouter.errors.ConfigError`).
+
+    A token allowed to read a subscription ``http.subscriptions`` does not declare is logged (a
+    typo, or a file shared by routers with other feeds: not an error).
+    """
+    auth = Authenticator(settings.auth, ttl=settings.sse.token_ttl)
+    declared = {s.name for s in settings.subscriptions} | {ALL_SUBSCRIPTIONS}
+    for principal in auth.principals:
+        for name in sorted((principal.reads or frozenset()) - declared):
+            log.warning(
+                "a token may read a subscription that http.subscriptions does not declare",
+                token=principal.name,
+                subscription=name,
+            )
+    return auth
 
 
 async def start_gateway(
@@ -31,8 +54,14 @@ async def start_gateway(
     js: JetStreamContext,
     ready: Callable[[], bool],
     drain_timeout: float,
+    auth: Authenticator | None = None,
 ) -> GatewayServer:
-    """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``."""
+    """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
+
+    ``auth`` is :func:`authenticator` of ``settings``, made here when not given (a
+    :class:`~cerouter.errors.ConfigError` when the tokens cannot be read).
+    """
+    auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
     await inbox.start()
     ctx = GatewayContext(
@@ -42,7 +71,7 @@ async def start_gateway(
         js,
         ready,
         inbox,
-        Authenticator(settings.auth),
+        auth,
         slots=asyncio.Semaphore(settings.limits.max_inflight),
     )
     server = GatewayServer(build_app(ctx), ctx, drain_timeout=drain_timeout)

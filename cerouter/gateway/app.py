@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
 from cerouter.gateway.context import GatewayContext
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
+from cerouter.gateway.limits import ClientLimit
+from cerouter.gateway.sse_token import post_sse_token
 
 
 def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Starlette:
@@ -17,8 +20,10 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
         Route("/events", options_events, methods=["OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/auth/sse-token", post_sse_token, methods=["POST"]),
         *(extra or []),
     ]
-    app = Starlette(routes=routes)
+    per_client = ctx.settings.limits.max_inflight_per_client
+    app = Starlette(routes=routes, middleware=[Middleware(ClientLimit, limit=per_client)])
     app.state.ctx = ctx
     return app

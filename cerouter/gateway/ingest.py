@@ -71,10 +71,17 @@ async def post_events(request: Request) -> Response:
     if principal is None:
         out = problem(401, "a bearer token is required (Authorization: Bearer ...)")
         return respond(Answer(out.status, out.body, {"www-authenticate": "Bearer"}))
+    deadline = ctx.settings.limits.read_timeout
     try:
-        body = await read_body(request, ctx.max_body)
+        # A total deadline, not one per read: a body trickled a byte at a time must not hold
+        # its connection (and its client's in-flight count) for ever.
+        async with asyncio.timeout(deadline):
+            body = await read_body(request, ctx.max_body)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening; nothing was taken
+    except TimeoutError:
+        out = problem(408, f"the body did not arrive within {deadline:g}s")
+        return respond(Answer(out.status, out.body, {"connection": "close"}))
     if body is None:
         return respond(problem(413, f"the body is larger than {ctx.max_body} bytes"))
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cerouter.config.load import load_router_config
 from cerouter.config.model import RouterConfig
-from cerouter.gateway import GatewayServer, start_gateway
+from cerouter.gateway import GatewayServer, authenticator, start_gateway
 from cerouter.lifecycle import Deadline, Lifecycle
 from cerouter.log import get_logger
 from cerouter.nats.embedded import EmbeddedServer, ServerConfig
@@ -121,6 +121,9 @@ async def serve(
     if token is None and embedded is not None:
         token = embedded.token
     config = _authenticated(config, token)
+    # The gateway's tokens are read first: a broken tokens file is a start-up error before any
+    # server starts, stream is provisioned or signal handler is installed.
+    auth = authenticator(config.http) if config.http is not None else None
     lifecycle = Lifecycle()
     if signals:
         lifecycle.install_signals(reload=reload_from is not None)
@@ -149,6 +152,7 @@ async def serve(
                     js=router.js,
                     ready=lambda: router.ready,
                     drain_timeout=options.drain_timeout,
+                    auth=auth,
                 )
             yield service
         finally:
