@@ -39,7 +39,7 @@ streams:
   - {name: ORDERS, subjects: [orders.>]}
 http:
   listen: "[::1]:0"
-  limits: {max_body: 64KiB, max_headers: 8KiB, max_inflight: 5, max_inflight_per_connection: 2}
+  limits: {max_body: 64KiB, max_headers: 8KiB, max_inflight: 5, max_inflight_per_client: 2}
   batch: {max_events: 10}
   webhook: {allowed_origins: [a.example]}
   auth: {tokens_file: tokens.yaml}
@@ -52,7 +52,7 @@ http:
     http = load(tmp_path, text).http
     assert http is not None
     assert (http.host, http.port) == ("::1", 0)
-    assert http.limits == HttpLimits(65536, 8192, 5, 2)
+    assert http.limits == HttpLimits(65536, 8192, 5, 2, 30.0)
     assert http.batch_max == 10
     assert http.allowed_origins == ("a.example",)
     assert http.auth.tokens_file == tmp_path / "tokens.yaml"  # relative to routes.yaml
