@@ -149,6 +149,7 @@ async def serve(
                     js=router.js,
                     ready=lambda: router.ready,
                     drain_timeout=options.drain_timeout,
+                    streams=config.streams,
                 )
             yield service
         finally:
