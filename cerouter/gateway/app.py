@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 from cerouter.gateway.context import GatewayContext
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
+from cerouter.gateway.sse import event_stream
 
 
 def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Starlette:
@@ -15,6 +16,7 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
     routes: list[BaseRoute] = [
         Route("/events", post_events, methods=["POST"]),
         Route("/events", options_events, methods=["OPTIONS"]),
+        Route("/events/stream", event_stream, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *(extra or []),
