@@ -454,6 +454,22 @@ async def test_client_disconnect_removes_the_consumer(
             await eventually(lambda: _has_consumers(nc, "FEED", 0), 5.0, "no consumer")
 
 
+async def test_client_disconnect_removes_the_subscription(nats_url: str, tmp_path: Path) -> None:
+    async with gateway(nats_url, routes_file(tmp_path)) as (service, http):
+        router = service.router.nc
+        # nats-py has no public count of a connection's subscriptions; the gateway shares the
+        # router's connection, where a core feed adds one.
+        baseline = len(router._subs)
+
+        async def subscriptions(count: int) -> bool:
+            return len(router._subs) == count
+
+        for _ in range(2):
+            async with http.stream("GET", "/events/stream", params={"subject": "live.>"}):
+                await eventually(lambda: subscriptions(baseline + 1), what="one more")
+            await eventually(lambda: subscriptions(baseline), 5.0, "the subscription gone")
+
+
 async def test_gateway_shutdown_ends_streams_promptly(nats_url: str, tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     async with httpx.AsyncClient(timeout=httpx.Timeout(WAIT)) as http:
@@ -566,4 +582,4 @@ async def test_a_deleted_stream_ends_its_feeds(nats_url: str, nc: Client, tmp_pa
         await eventually(lambda: _has_consumers(nc, "FEED", 1), what="the feed's consumer")
         await nc.jetstream().delete_stream("FEED")
         frames = await raw_frames(response)  # to its end
-    assert frames == []
+    assert frames == [[": stream FEED was deleted"]]

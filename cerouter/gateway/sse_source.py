@@ -160,7 +160,9 @@ class StreamFeed(Feed):
             except nats.errors.TimeoutError:
                 continue  # nothing new
             except nats.errors.ConnectionClosedError:
-                self._finish(End("nats closed"))
+                self._finish(
+                    End("nats closed", b": the gateway lost NATS; reconnect to resume\n\n")
+                )
                 return
             except _CONSUMER_GONE:
                 await self._rebind()
@@ -186,7 +188,8 @@ class StreamFeed(Feed):
         try:
             await self._bind()
         except nats.js.errors.NotFoundError:
-            self._finish(End("stream deleted"))
+            note = f": stream {self._stream} was deleted\n\n".encode()
+            self._finish(End("stream deleted", note))
         except (nats.errors.Error, TimeoutError, OSError):
             await asyncio.sleep(RETRY_DELAY)  # and the next pull finds no subscription
 
