@@ -160,6 +160,18 @@ async def test_subscription_feed_receives_routed_events(
     assert [m.id for m in got] == ["1", "2", "3", "4"]  # the FEED stream's sequences
 
 
+async def test_head_answers_the_headers_without_opening_a_feed(
+    nats_url: str, nc: Client, tmp_path: Path
+) -> None:
+    async with gateway(nats_url, routes_file(tmp_path)) as (_, http):
+        head = await http.head("/events/stream", params={"subscription": "things"})
+        missing = await http.head("/events/stream", params={"subscription": "nope"})
+        left = await consumers(nc, "FEED")
+    assert (head.status_code, head.headers["content-type"]) == (200, "text/event-stream")
+    assert missing.status_code == 404
+    assert left == 0
+
+
 async def test_subject_feed_is_live_and_has_no_ids(
     nats_url: str, nc: Client, tmp_path: Path
 ) -> None:

@@ -65,12 +65,13 @@ from cerouter.routing.filter_spec import FilterError, compile_sql
 from cerouter.routing.filters import Filter, MatchAll, conjunction
 from cerouter.routing.subjects import SubjectError, check_subject, pattern_covers, patterns_overlap
 
-EVENT_STREAM_HEADERS = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache"),
+_HEADERS = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
     # nginx buffers proxied responses unless told not to; an event stream must not wait.
-    (b"x-accel-buffering", b"no"),
-]
+    "x-accel-buffering": "no",
+}
+EVENT_STREAM_HEADERS = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
 KEEPALIVE = b": keepalive\n\n"
 SHUTDOWN = b": the gateway is shutting down; reconnect to resume\n\n"
 FINAL_SEND_TIMEOUT = 1.0
@@ -104,6 +105,8 @@ async def event_stream(request: Request) -> Response:
     if ctx.stopping.is_set():
         out = problem(503, "the gateway is shutting down")
         return respond(Answer(out.status, out.body, {"retry-after": "1"}))
+    if request.method == "HEAD":  # Starlette routes HEAD here too: the headers, and no feed
+        return Response(status_code=200, headers=dict(_HEADERS))
     sse = ctx.settings.sse
     feed = open_feed(ctx.nc, ctx.js, spec, buffer=sse.buffer, patience=sse.keepalive)
     return EventStreamResponse(feed, sse.keepalive, ctx.stopping)
