@@ -7,12 +7,12 @@ event loop; :class:`~cerouter.gateway.server.GatewayServer` is what it returns.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
-from cerouter.config.model import HttpSettings
+from cerouter.config.model import HttpSettings, StreamSpec
 from cerouter.gateway.app import build_app
 from cerouter.gateway.auth import Authenticator
 from cerouter.gateway.context import GatewayContext
@@ -55,11 +55,13 @@ async def start_gateway(
     ready: Callable[[], bool],
     drain_timeout: float,
     auth: Authenticator | None = None,
+    streams: Sequence[StreamSpec] = (),
 ) -> GatewayServer:
     """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
 
     ``auth`` is :func:`authenticator` of ``settings``, made here when not given (a
-    :class:`~cerouter.errors.ConfigError` when the tokens cannot be read).
+    :class:`~cerouter.errors.ConfigError` when the tokens cannot be read). ``streams`` are
+    routes.yaml's streams, the ones ``GET /events/stream`` may read.
     """
     auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
@@ -73,6 +75,7 @@ async def start_gateway(
         inbox,
         auth,
         slots=asyncio.Semaphore(settings.limits.max_inflight),
+        streams={spec.name: spec for spec in streams},
     )
     server = GatewayServer(build_app(ctx), ctx, drain_timeout=drain_timeout)
     try:

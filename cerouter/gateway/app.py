@@ -10,6 +10,7 @@ from cerouter.gateway.context import GatewayContext
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
 from cerouter.gateway.limits import ClientLimit
+from cerouter.gateway.sse import event_stream
 from cerouter.gateway.sse_token import post_sse_token
 
 
@@ -18,6 +19,7 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
     routes: list[BaseRoute] = [
         Route("/events", post_events, methods=["POST"]),
         Route("/events", options_events, methods=["OPTIONS"]),
+        Route("/events/stream", event_stream, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/auth/sse-token", post_sse_token, methods=["POST"]),

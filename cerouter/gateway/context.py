@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
-from cerouter.config.model import HttpSettings
+from cerouter.config.model import HttpSettings, StreamSpec
 from cerouter.gateway.auth import Authenticator
 from cerouter.ingress.base import SubmitHandler
 from cerouter.ingress.http import ReplyInbox
@@ -20,7 +20,8 @@ class GatewayContext:
     """Built once per gateway; endpoints find it on ``request.app.state.ctx``.
 
     ``submit`` is the router core's batch intake; ``ready`` what the readiness probe reports
-    of the router; ``stopping`` is set when shutdown begins (streams end, probes turn 503).
+    of the router; ``stopping`` is set when shutdown begins (streams end, probes turn 503);
+    ``streams`` are routes.yaml's streams by name (the ones an SSE client may read).
     """
 
     settings: HttpSettings
@@ -32,6 +33,7 @@ class GatewayContext:
     auth: Authenticator
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1000))
+    streams: Mapping[str, StreamSpec] = field(default_factory=dict)
 
     @property
     def max_body(self) -> int:

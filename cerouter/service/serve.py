@@ -153,6 +153,7 @@ async def serve(
                     ready=lambda: router.ready,
                     drain_timeout=options.drain_timeout,
                     auth=auth,
+                    streams=config.streams,
                 )
             yield service
         finally:
