@@ -1,8 +1,15 @@
-"""Counting outcomes: every event's fate is counted here, so metrics are a thin layer later."""
+"""Counting outcomes: every event's fate is counted here; ``/metrics`` is a thin layer on top.
+
+Everything is a plain int (``collections.Counter``, :class:`~cerouter.metrics.Histogram`),
+added to on the hot path and read by :class:`~cerouter.service.metrics.RouterCollector` when
+Prometheus scrapes: no lock, no prometheus_client call per event.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+
+from cerouter.metrics import Histogram
 
 
 class Outcome:
@@ -22,14 +29,57 @@ class Outcome:
     ABANDONED = "abandoned"  # terminated after the dead-letter stream refused it every time
 
 
-class Stats:
-    """Counters of outcomes and of dead-letter reasons; cheap enough for the hot path."""
+class IngressKind:
+    """Where an event came in: the ``ingress`` label of ``cerouter_events_received_total``."""
 
-    __slots__ = ("outcomes", "reasons")
+    CORE = "core"
+    JETSTREAM = "jetstream"
+    HTTP = "http"
+
+
+UNDECODED = "undecoded"
+"""The ``mode`` of a message that was never read as a CloudEvent (not one, or a routing loop)."""
+
+
+class Stats:
+    """Counters of outcomes and of dead-letter reasons; cheap enough for the hot path.
+
+    ``outcomes`` and ``reasons`` are always counted. The rest is counted only when the router
+    has metrics on (:attr:`RouterOptions.metrics <cerouter.service.core.RouterOptions>`):
+
+    * ``received[ingress][mode]``: messages taken in, by :class:`IngressKind` and content mode
+      (``structured``, ``binary`` or :data:`UNDECODED`);
+    * ``deliveries[(route, kind)]``: deliveries started (every attempt), by route and
+      destination kind; ``delivery_failures[(route, reason)]`` the ones that failed;
+    * ``invalid[schema]``: validation failures by schema file (``(none)`` when no schema
+      applied and ``schemas.unknown: reject``);
+    * ``dispatch``: seconds from intake until every destination accepted (routed events only);
+    * ``pipeline_seconds``: time in the pure pipeline (decode, validate, match): synchronous
+      code on the loop, so wall-clock time there is CPU time (``time.process_time`` costs
+      0.7 µs a call, ``perf_counter`` 0.07 µs).
+    """
+
+    __slots__ = (
+        "deliveries",
+        "delivery_failures",
+        "dispatch",
+        "invalid",
+        "outcomes",
+        "pipeline_seconds",
+        "reasons",
+        "received",
+    )
 
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
+        kinds = (IngressKind.CORE, IngressKind.JETSTREAM, IngressKind.HTTP)
+        self.received: dict[str, Counter[str]] = {kind: Counter() for kind in kinds}
+        self.deliveries: Counter[tuple[str, str]] = Counter()
+        self.delivery_failures: Counter[tuple[str, str]] = Counter()
+        self.invalid: Counter[str] = Counter()
+        self.dispatch = Histogram()
+        self.pipeline_seconds = 0.0
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Add ``n`` to an outcome's counter."""
