@@ -11,16 +11,28 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
+from prometheus_client.registry import CollectorRegistry
+from starlette.routing import BaseRoute
 
 from cerouter.config.model import HttpSettings
 from cerouter.gateway.app import build_app
 from cerouter.gateway.auth import Authenticator
 from cerouter.gateway.context import GatewayContext
-from cerouter.gateway.server import GatewayServer
+from cerouter.gateway.counters import GatewayCollector, GatewayMetrics
+from cerouter.gateway.exposition import MetricsServer, metrics_route, start_metrics_server
+from cerouter.gateway.server import GatewayServer, HttpServer
 from cerouter.ingress.base import SubmitHandler
 from cerouter.ingress.http import ReplyInbox
 
-__all__ = ["GatewayContext", "GatewayServer", "start_gateway"]
+__all__ = [
+    "GatewayContext",
+    "GatewayMetrics",
+    "GatewayServer",
+    "HttpServer",
+    "MetricsServer",
+    "start_gateway",
+    "start_metrics_server",
+]
 
 
 async def start_gateway(
@@ -31,8 +43,13 @@ async def start_gateway(
     js: JetStreamContext,
     ready: Callable[[], bool],
     drain_timeout: float,
+    registry: CollectorRegistry | None = None,
 ) -> GatewayServer:
-    """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``."""
+    """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
+
+    With a ``registry`` (the router's), the gateway serves it on ``GET /metrics`` and adds its
+    own metrics to it (requests by mode and status, slots in use, event streams).
+    """
     inbox = ReplyInbox(nc)
     await inbox.start()
     ctx = GatewayContext(
@@ -45,7 +62,11 @@ async def start_gateway(
         Authenticator(settings.auth),
         slots=asyncio.Semaphore(settings.limits.max_inflight),
     )
-    server = GatewayServer(build_app(ctx), ctx, drain_timeout=drain_timeout)
+    extra: list[BaseRoute] = []
+    if registry is not None:
+        registry.register(GatewayCollector(ctx.metrics, lambda: ctx.slots_in_use))
+        extra.append(metrics_route(registry))
+    server = GatewayServer(build_app(ctx, extra), ctx, drain_timeout=drain_timeout)
     try:
         await server.start()
     except BaseException:

@@ -6,6 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
 from cerouter.gateway.context import GatewayContext
+from cerouter.gateway.counters import CountRequests
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
 
@@ -20,5 +21,6 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
         *(extra or []),
     ]
     app = Starlette(routes=routes)
+    app.add_middleware(CountRequests, metrics=ctx.metrics)
     app.state.ctx = ctx
     return app
