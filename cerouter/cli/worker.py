@@ -108,9 +108,10 @@ def worker(
             f"{q.name} ({'durable' if q.durable else 'core'}, {q.subject})" for q in running.queues
         )
         where = running.nc.connected_url.geturl() if running.nc.connected_url else ""
+        served = {"metrics": running.metrics.url} if running.metrics.url is not None else {}
         log.info(
             "worker ready", app=app.name, url=where, queues=queues, version=__version__,
-            pid=os.getpid(), metrics=running.metrics.url,
+            pid=os.getpid(), **served,
         )  # fmt: skip
 
     try:
