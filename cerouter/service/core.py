@@ -106,6 +106,7 @@ class RouterCore:
         self._inflight: set[asyncio.Task[object]] = set()
         self._slots = asyncio.Semaphore(options.max_inflight)
         self._metered = options.metrics
+        self._received_core = stats.received[IngressKind.CORE]
 
     @property
     def inflight(self) -> int:
@@ -122,10 +123,16 @@ class RouterCore:
         self.stats.count(Outcome.RECEIVED)
         pipeline = self.pipeline
         metered = self._metered
-        started = perf_counter() if metered else 0.0
-        decision = pipeline.process(inbound.headers, inbound.payload)
         if metered:
-            self._taken(decision, started, IngressKind.CORE)
+            # _taken inlined: this is the per-message path of core NATS (saves ~0.1 µs).
+            started = perf_counter()
+            decision = pipeline.process(inbound.headers, inbound.payload)
+            self.stats.pipeline_seconds += perf_counter() - started
+            event = decision.event
+            self._received_core[UNDECODED if event is None else event.mode] += 1
+        else:
+            started = 0.0
+            decision = pipeline.process(inbound.headers, inbound.payload)
         pending = await self._begin(decision, inbound)
         if decision.rejections or any(p.waiter is not None for p in pending):
             # Bounded: when JetStream or a responder is slow, stop taking messages rather than
@@ -218,7 +225,11 @@ class RouterCore:
         if self._metered:
             deliveries = self.stats.deliveries
             for p in pending:
-                deliveries[(p.route, p.destination.destination.kind)] += 1
+                key = (p.route, p.destination.destination.kind)
+                try:  # an exact dict, a zero-cost try: ~0.1 µs per delivery
+                    deliveries[key] += 1
+                except KeyError:
+                    deliveries[key] = 1
         return pending
 
     async def _finish(

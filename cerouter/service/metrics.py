@@ -145,9 +145,10 @@ class RouterCollector(Collector):
         """Every router metric, read from the counters as they are now."""
         stats = self._stats
         yield build_info()
-        received = {
+        received = {  # an ingress shows once it took a message, then with every mode
             (ingress, str(mode)): float(n)
             for ingress, modes in stats.received.items()
+            if any(modes.values())
             for mode, n in modes.items()
         }
         yield counter(

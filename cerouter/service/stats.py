@@ -1,14 +1,17 @@
 """Counting outcomes: every event's fate is counted here; ``/metrics`` is a thin layer on top.
 
-Everything is a plain int (``collections.Counter``, :class:`~cerouter.metrics.Histogram`),
-added to on the hot path and read by :class:`~cerouter.service.metrics.RouterCollector` when
-Prometheus scrapes: no lock, no prometheus_client call per event.
+Everything is a plain int (dicts of ints, :class:`~cerouter.metrics.Histogram`), added to on
+the hot path and read by :class:`~cerouter.service.metrics.RouterCollector` when Prometheus
+scrapes: no lock, no prometheus_client call per event. The hot counters are exact ``dict``
+objects whose keys exist in advance: ``d[k] += 1`` on one costs ~0.04 µs, on a
+``collections.Counter`` (a subclass, which CPython does not specialise) ~0.12 µs.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from cerouter.binding import Mode
 from cerouter.metrics import Histogram
 
 
@@ -27,6 +30,11 @@ class Outcome:
     DELIVERY_FAILED = "delivery_failed"  # one destination did not accept it
     DEADLETTER_FAILED = "deadletter_failed"  # even the dead-letter stream did not accept it
     ABANDONED = "abandoned"  # terminated after the dead-letter stream refused it every time
+
+    ALL = (
+        RECEIVED, ROUTED, DEADLETTERED, DROPPED, RETRIED, DELIVERY_FAILED, DEADLETTER_FAILED,
+        ABANDONED,
+    )  # fmt: skip
 
 
 class IngressKind:
@@ -50,7 +58,8 @@ class Stats:
     * ``received[ingress][mode]``: messages taken in, by :class:`IngressKind` and content mode
       (``structured``, ``binary`` or :data:`UNDECODED`);
     * ``deliveries[(route, kind)]``: deliveries started (every attempt), by route and
-      destination kind; ``delivery_failures[(route, reason)]`` the ones that failed;
+      destination kind (a key appears with its first delivery);
+      ``delivery_failures[(route, reason)]`` the ones that failed;
     * ``invalid[schema]``: validation failures by schema file (``(none)`` when no schema
       applied and ``schemas.unknown: reject``);
     * ``dispatch``: seconds from intake until every destination accepted (routed events only);
@@ -71,11 +80,12 @@ class Stats:
     )
 
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: dict[str, int] = dict.fromkeys(Outcome.ALL, 0)
         self.reasons: Counter[str] = Counter()
         kinds = (IngressKind.CORE, IngressKind.JETSTREAM, IngressKind.HTTP)
-        self.received: dict[str, Counter[str]] = {kind: Counter() for kind in kinds}
-        self.deliveries: Counter[tuple[str, str]] = Counter()
+        modes = (Mode.STRUCTURED, Mode.BINARY, UNDECODED)
+        self.received: dict[str, dict[str, int]] = {k: dict.fromkeys(modes, 0) for k in kinds}
+        self.deliveries: dict[tuple[str, str], int] = {}
         self.delivery_failures: Counter[tuple[str, str]] = Counter()
         self.invalid: Counter[str] = Counter()
         self.dispatch = Histogram()
@@ -92,6 +102,6 @@ class Stats:
 
     def snapshot(self) -> dict[str, int]:
         """All counters as a flat dict (``deadletter.<reason>`` for reasons)."""
-        out = dict(self.outcomes)
+        out = {k: v for k, v in self.outcomes.items() if v}
         out.update({f"deadletter.{k}": v for k, v in self.reasons.items()})
         return out
