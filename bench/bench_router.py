@@ -6,13 +6,18 @@ Three processes, as in production: nats-server, the forwarder under test (bare n
 cerouter), and this load generator (producer and consumer on one loop). Scenarios:
 
   (a) bare nats-py forward loop: callback subscription, publish to another subject (baseline)
-  (b) cerouter, structured mode, schema-validated, one subject destination
+  (b) cerouter, structured mode, schema-validated, one subject destination (metrics on: the
+      default of ``cerouter run``)
+  (b') the same with ``RouterOptions(metrics=False)`` (``serve()`` in the forwarder process,
+      as ``cerouter run`` does): what the per-event metric counting costs
   (c) cerouter, binary mode, schema-validated, one subject destination
   (d) cerouter, JetStream ingress -> stream destination (bare JetStream forwarder for context)
   (e) cerouter, JetStream ingress -> durable queue -> 2 `cerouter worker` processes (no-op)
 
 Throughput is end to end (first publish to last arrival). Latency is measured at half of the
 scenario's own peak rate, from publish to arrival, with the send time carried in a header.
+The core rows (a)-(c) take turns, run after run, so that drift on a shared machine hits all
+of them alike.
 """
 
 from __future__ import annotations
@@ -117,11 +122,29 @@ async def bare_js_forwarder(url: str) -> None:
             await m.ack()
 
 
+async def cerouter_forwarder(url: str, workdir: str, *, metrics: bool) -> None:
+    """What ``cerouter run --nats-url URL`` runs, with the metrics switch set."""
+    from cerouter.config.load import load_router_config
+    from cerouter.log import LogFormat, LogLevel, configure_logging
+    from cerouter.service import RouterOptions, serve
+
+    configure_logging(LogFormat.JSON, LogLevel.INFO)
+    config, registry = load_router_config(Path(workdir) / "routes.yaml")
+    options = RouterOptions(urls=(url,), metrics=metrics)
+    async with serve(config, registry, options) as service:
+        print("cerouter ready", file=sys.stderr, flush=True)
+        await service.wait()
+
+
 def serve(kind: str, url: str, workdir: str) -> None:
     if kind == "bare":
         asyncio.run(bare_forwarder(url))
     elif kind == "bare-js":
         asyncio.run(bare_js_forwarder(url))
+    elif kind == "cerouter-metrics-off":
+        from cerouter.cli.run import run_loop
+
+        run_loop(cerouter_forwarder(url, workdir, metrics=False))
     else:
         exe = str(Path(sys.executable).parent / "cerouter")
         os.execv(
@@ -342,19 +365,21 @@ def main() -> None:
     cases = [
         ("(a) bare nats-py forward (baseline)", "bare", structured),
         ("(b) cerouter structured, validated", "cerouter", structured),
+        ("(b') cerouter structured, metrics off", "cerouter-metrics-off", structured),
         ("(c) cerouter binary, validated", "cerouter", binary),
     ]
-    for label, kind, make in cases:
-        runs = []
-        for _ in range(args.repeat):  # best of N: this machine is shared and noisy
+    runs: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label, _, _ in cases}
+    for _ in range(args.repeat):  # best of N: this machine is shared and noisy
+        for label, kind, make in cases:
             with EmbeddedServer(ServerConfig(port=RANDOM_PORT)) as server:
                 proc = start_forwarder(kind, server.url, core_dir)
                 try:
-                    runs.append(asyncio.run(measure_core(server.url, make, n, proc.pid)))
+                    runs[label].append(asyncio.run(measure_core(server.url, make, n, proc.pid)))
                 finally:
                     proc.terminate()
                     proc.wait()
-        rate, cpu, p50, p99 = min(runs, key=lambda r: r[1])
+    for label, _, _ in cases:
+        rate, cpu, p50, p99 = min(runs[label], key=lambda r: r[1])
         rows.append((label, rate, cpu, p50, p99))
     js_n = n // 2
     for label, kind in (("(d0) bare JetStream pull -> publish_async", "bare-js"),

@@ -21,6 +21,7 @@ from nats.aio.client import Client
 
 from cerouter.gateway.auth import Authenticator, Principal
 from cerouter.service.serve import Service
+from tests.metricskit import scrape, value
 from tests.routerkit import event, eventually, publish, running_gateway, write_routes
 
 pytestmark = [pytest.mark.nats, pytest.mark.fresh_server]
@@ -310,7 +311,7 @@ async def test_gap_when_the_events_after_last_event_id_are_gone(
     nats_url: str, nc: Client, tmp_path: Path
 ) -> None:
     small = "com.example.small"
-    async with gateway(nats_url, routes_file(tmp_path)) as (_, http):
+    async with gateway(nats_url, routes_file(tmp_path)) as (service, http):
         params = {"subscription": "small"}  # SMALL keeps the last 3 messages
         async with aconnect_sse(http, "GET", "/events/stream", params=params) as source:
             await post_things(http, range(2), small)
@@ -327,6 +328,18 @@ async def test_gap_when_the_events_after_last_event_id_are_gone(
             [purged] = await take(events, 1)  # said at once, before any new event
             await post_things(http, range(10, 11), small)
             [after_purge] = await take(events, 1)
+        assert service.gateway is not None
+        url = f"{service.gateway.url}/metrics"
+
+        async def all_closed() -> bool:
+            return value((await scrape(url))[0], "cerouter_sse_clients") == 0
+
+        await eventually(all_closed, what="the three streams closed")
+        samples, _ = await scrape(url)
+    assert value(samples, "cerouter_sse_streams_total") == 3
+    assert value(samples, "cerouter_sse_gaps_total") == 2
+    assert value(samples, "cerouter_sse_missed_events_total") == 5
+    assert value(samples, "cerouter_sse_events_total") == 2 + 3 + 1  # events, not gap frames
     assert [m.id for m in seen] == ["1", "2"]
     gap = after_limit[0]
     assert (gap.event, gap.id) == ("gap", "5")

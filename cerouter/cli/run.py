@@ -83,6 +83,15 @@ def run(
             "overrides http.listen in routes.yaml. Port 0 picks a free one.",
         ),
     ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve GET /metrics (Prometheus), /healthz and /readyz there. The gateway "
+            "serves /metrics too; the same HOST:PORT as --http means only the gateway's.",
+        ),
+    ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[LogLevel, typer.Option(help="Lowest level logged.")] = LogLevel.INFO,
 ) -> None:
@@ -100,6 +109,12 @@ def run(
         fail("run", str(exc), 2)
     if http is not None:
         config = _with_http(config, http)
+    metrics_at = None
+    if metrics is not None:
+        try:
+            metrics_at = parse_listen(metrics)
+        except ListenError as exc:
+            fail("run", f"--metrics: {exc}", 2)
     urls = tuple(nats_url or config.nats.urls)
     if urls:
         for flag in ("port", "no_auth"):
@@ -123,7 +138,7 @@ def run(
         fail("run", str(exc))
     options = RouterOptions(urls=urls or None, max_hops=max_hops, log_values=log_values)
     try:
-        run_loop(_serve(routes, config, registry, options, embedded, token, watch))
+        run_loop(_serve(routes, config, registry, options, embedded, token, watch, metrics_at))
     except ConfigError as exc:  # the gateway's tokens file or variable, read as it starts
         fail("run", str(exc), 2)
     except CerouterError as exc:
@@ -152,12 +167,14 @@ async def _serve(
     embedded: ServerConfig | None,
     token: str | None,
     watch: bool,
+    metrics: tuple[str, int] | None,
 ) -> None:
     if embedded is not None and embedded.token is None:
         log.warning("embedded nats-server without authentication (--no-auth)")
     async with serve(
-        config, registry, options, embedded=embedded, token=token, reload_from=path, watch=watch
-    ) as service:
+        config, registry, options, embedded=embedded, token=token, reload_from=path,
+        watch=watch, metrics=metrics,
+    ) as service:  # fmt: skip
         log.info(
             "cerouter ready",
             version=__version__,
@@ -167,6 +184,7 @@ async def _serve(
             url=service.url,
             embedded=service.server is not None,
             http=service.gateway.url if service.gateway is not None else None,
+            metrics=service.metrics_url,
         )
         await service.wait()
         lost = service.lost

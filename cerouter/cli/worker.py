@@ -34,6 +34,7 @@ from cerouter.cli.support import (
     fail,
     nats_settings,
 )
+from cerouter.config.build_http import ListenError, parse_listen
 from cerouter.errors import CerouterError
 from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
 from cerouter.nats.local_auth import DEFAULT_STORE_DIR
@@ -67,6 +68,14 @@ def worker(
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     store_dir: StoreDirOption = DEFAULT_STORE_DIR,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve GET /metrics (Prometheus), /healthz and /readyz there (port 0: any).",
+        ),
+    ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[
         LogLevel, typer.Option(help="Lowest level logged (debug: also each ignored event).")
@@ -82,6 +91,12 @@ def worker(
         app = load_app(target)
     except CerouterError as exc:
         fail(COMMAND, str(exc))
+    metrics_at = None
+    if metrics is not None:
+        try:
+            metrics_at = parse_listen(metrics)
+        except ListenError as exc:
+            fail(COMMAND, f"--metrics: {exc}", 2)
     settings = nats_settings(
         COMMAND, urls=nats_url, routes=routes, creds=creds, token=token, user=user,
         password=password, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
@@ -93,13 +108,17 @@ def worker(
             f"{q.name} ({'durable' if q.durable else 'core'}, {q.subject})" for q in running.queues
         )
         where = running.nc.connected_url.geturl() if running.nc.connected_url else ""
+        served = {"metrics": running.metrics.url} if running.metrics.url is not None else {}
         log.info(
             "worker ready", app=app.name, url=where, queues=queues, version=__version__,
-            pid=os.getpid(),
+            pid=os.getpid(), **served,
         )  # fmt: skip
 
     try:
-        stats = asyncio.run(app.serve(settings=settings, concurrency=concurrency, on_ready=ready))
+        serving = app.serve(
+            settings=settings, concurrency=concurrency, on_ready=ready, metrics=metrics_at
+        )
+        stats = asyncio.run(serving)
     except CerouterError as exc:
         fail(COMMAND, str(exc))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed

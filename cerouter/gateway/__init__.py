@@ -11,20 +11,34 @@ from collections.abc import Callable, Sequence
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
+from prometheus_client.registry import CollectorRegistry
+from starlette.routing import BaseRoute
 
 from cerouter.config.model import HttpSettings, StreamSpec
 from cerouter.gateway.app import build_app
 from cerouter.gateway.auth import Authenticator
 from cerouter.gateway.context import GatewayContext
+from cerouter.gateway.counters import GatewayCollector, GatewayMetrics
+from cerouter.gateway.exposition import MetricsServer, metrics_route, start_metrics_server
 from cerouter.gateway.principal import ALL_SUBSCRIPTIONS
-from cerouter.gateway.server import GatewayServer
+from cerouter.gateway.server import GatewayServer, HttpServer
 from cerouter.ingress.base import SubmitHandler
 from cerouter.ingress.http import ReplyInbox
 from cerouter.log import get_logger
 
 log = get_logger("cerouter.gateway")
 
-__all__ = ["Authenticator", "GatewayContext", "GatewayServer", "authenticator", "start_gateway"]
+__all__ = [
+    "Authenticator",
+    "GatewayContext",
+    "GatewayMetrics",
+    "GatewayServer",
+    "HttpServer",
+    "MetricsServer",
+    "authenticator",
+    "start_gateway",
+    "start_metrics_server",
+]
 
 
 def authenticator(settings: HttpSettings) -> Authenticator:
@@ -56,12 +70,15 @@ async def start_gateway(
     drain_timeout: float,
     auth: Authenticator | None = None,
     streams: Sequence[StreamSpec] = (),
+    registry: CollectorRegistry | None = None,
 ) -> GatewayServer:
     """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
 
     ``auth`` is :func:`authenticator` of ``settings``, made here when not given (a
     :class:`~cerouter.errors.ConfigError` when the tokens cannot be read). ``streams`` are
-    routes.yaml's streams, the ones ``GET /events/stream`` may read.
+    routes.yaml's streams, the ones ``GET /events/stream`` may read. With a ``registry`` (the
+    router's), the gateway serves it on ``GET /metrics`` and adds its own metrics to it
+    (requests by mode and status, slots in use, event streams).
     """
     auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
@@ -77,7 +94,11 @@ async def start_gateway(
         slots=asyncio.Semaphore(settings.limits.max_inflight),
         streams={spec.name: spec for spec in streams},
     )
-    server = GatewayServer(build_app(ctx), ctx, drain_timeout=drain_timeout)
+    extra: list[BaseRoute] = []
+    if registry is not None:
+        registry.register(GatewayCollector(ctx.metrics, lambda: ctx.slots_in_use))
+        extra.append(metrics_route(registry))
+    server = GatewayServer(build_app(ctx, extra), ctx, drain_timeout=drain_timeout)
     try:
         await server.start()
     except BaseException:

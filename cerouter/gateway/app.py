@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
 from cerouter.gateway.context import GatewayContext
+from cerouter.gateway.counters import CountRequests
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
 from cerouter.gateway.limits import ClientLimit
@@ -27,5 +28,7 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
     ]
     per_client = ctx.settings.limits.max_inflight_per_client
     app = Starlette(routes=routes, middleware=[Middleware(ClientLimit, limit=per_client)])
+    # Outermost, so that the per-client limit's 429s are counted too.
+    app.add_middleware(CountRequests, metrics=ctx.metrics)
     app.state.ctx = ctx
     return app

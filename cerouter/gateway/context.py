@@ -11,6 +11,7 @@ from nats.js.client import JetStreamContext
 
 from cerouter.config.model import HttpSettings, StreamSpec
 from cerouter.gateway.auth import Authenticator
+from cerouter.gateway.counters import GatewayMetrics
 from cerouter.ingress.base import SubmitHandler
 from cerouter.ingress.http import ReplyInbox
 
@@ -22,6 +23,7 @@ class GatewayContext:
     ``submit`` is the router core's batch intake; ``ready`` what the readiness probe reports
     of the router; ``stopping`` is set when shutdown begins (streams end, probes turn 503);
     ``streams`` are routes.yaml's streams by name (the ones an SSE client may read).
+    ``metrics`` holds the gateway's own counters (SSE endpoints count their streams there).
     """
 
     settings: HttpSettings
@@ -34,8 +36,15 @@ class GatewayContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1000))
     streams: Mapping[str, StreamSpec] = field(default_factory=dict)
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
 
     @property
     def max_body(self) -> int:
         """The largest body accepted: ``limits.max_body``, else the server's ``max_payload``."""
         return self.settings.limits.max_body or self.nc.max_payload
+
+    @property
+    def slots_in_use(self) -> int:
+        """Requests holding one of the ``limits.max_inflight`` slots now (being routed)."""
+        # asyncio.Semaphore shows its count only as _value; reading it is all /metrics needs.
+        return max(0, self.settings.limits.max_inflight - self.slots._value)

@@ -22,6 +22,11 @@ async def readyz(request: Request) -> Response:
         "nats": ctx.nc.is_connected,
         "accepting": not ctx.stopping.is_set(),
     }
+    return readiness(checks)
+
+
+def readiness(checks: dict[str, bool]) -> Response:
+    """200 when every check holds, else 503; the body names each check."""
     ok = all(checks.values())
     body = {"status": "ready" if ok else "not ready", "checks": checks}
     return Response(orjson.dumps(body), 200 if ok else 503, media_type="application/json")

@@ -1,5 +1,9 @@
 """The gateway's HTTP server: uvicorn on the router's own event loop.
 
+:class:`HttpServer` is the uvicorn glue for any app (the metrics-only server of ``cerouter run
+--metrics`` and ``cerouter worker --metrics`` use it too); :class:`GatewayServer` adds the
+gateway's shutdown order.
+
 uvicorn's ``Server`` runs as a task beside nats-py, so an HTTP request and the NATS publishes it
 causes share one loop and no thread hand-off. cerouter binds the socket itself (a port taken is
 a clean error, port 0 a free port known before serving) and leaves signals to its own lifecycle.
@@ -63,12 +67,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class GatewayServer:
-    """Serves one app on one socket until :meth:`stop`."""
+class HttpServer:
+    """Serves one app on one socket until :meth:`stop`; ``name`` is what its log lines say."""
 
-    def __init__(self, app: Starlette, ctx: GatewayContext, *, drain_timeout: float) -> None:
-        self.ctx = ctx
-        limits = ctx.settings.limits
+    def __init__(
+        self,
+        app: Starlette,
+        host: str,
+        port: int,
+        *,
+        drain_timeout: float,
+        limits: HttpLimits = HttpLimits(),  # noqa: B008 - frozen, shared default
+        name: str = "http server",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.name = name
         self._config = uvicorn.Config(
             app,
             lifespan="off",
@@ -93,14 +107,13 @@ class GatewayServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the gateway."""
+        """``http://host:port`` of the server."""
         host, port = self.address
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def start(self) -> None:
         """Bind and begin serving."""
-        settings = self.ctx.settings
-        self._sock = bind(settings.host, settings.port)
+        self._sock = bind(self.host, self.port)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         # uvicorn says it is serving by a flag only; wait for it, bounded, or for its failure.
         loop = asyncio.get_running_loop()
@@ -112,15 +125,35 @@ class GatewayServer:
             if loop.time() > deadline:
                 raise GatewayError("the HTTP server did not start within 10s")
             await asyncio.sleep(0.01)
-        log.info("gateway listening", url=self.url)
+        log.info(f"{self.name} listening", url=self.url)
 
     async def stop(self) -> None:
-        """Stop accepting, end streams, finish in-flight requests (bounded by the drain budget)."""
-        self.ctx.stopping.set()
+        """Stop accepting, finish in-flight requests (bounded by the drain budget)."""
         self._server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
         if self._sock is not None:
             self._sock.close()
+
+
+class GatewayServer(HttpServer):
+    """The gateway's server: its context's settings, and the gateway's shutdown order."""
+
+    def __init__(self, app: Starlette, ctx: GatewayContext, *, drain_timeout: float) -> None:
+        settings = ctx.settings
+        super().__init__(
+            app,
+            settings.host,
+            settings.port,
+            drain_timeout=drain_timeout,
+            limits=settings.limits,
+            name="gateway",
+        )
+        self.ctx = ctx
+
+    async def stop(self) -> None:
+        """Stop accepting, end streams, finish in-flight requests (bounded by the drain budget)."""
+        self.ctx.stopping.set()
+        await super().stop()
         await self.ctx.inbox.stop()

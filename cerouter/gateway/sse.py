@@ -57,6 +57,7 @@ from starlette.types import Receive, Scope, Send
 
 from cerouter.config.model import StreamSpec
 from cerouter.gateway.context import GatewayContext
+from cerouter.gateway.counters import GatewayMetrics
 from cerouter.gateway.ingest import respond
 from cerouter.gateway.outcome import Answer, problem
 from cerouter.gateway.sse_feed import End, Feed, FeedError, FeedSpec
@@ -109,7 +110,7 @@ async def event_stream(request: Request) -> Response:
         return Response(status_code=200, headers=dict(_HEADERS))
     sse = ctx.settings.sse
     feed = open_feed(ctx.nc, ctx.js, spec, buffer=sse.buffer, patience=sse.keepalive)
-    return EventStreamResponse(feed, sse.keepalive, ctx.stopping)
+    return EventStreamResponse(feed, sse.keepalive, ctx.stopping, ctx.metrics)
 
 
 def feed_spec(ctx: GatewayContext, request: Request) -> FeedSpec:
@@ -187,7 +188,9 @@ class EventStreamResponse(Response):
     """A ``text/event-stream`` response writing one :class:`Feed` until it ends, the client
     goes, or the gateway stops; the feed is closed in every case."""
 
-    def __init__(self, feed: Feed, keepalive: float, stopping: asyncio.Event) -> None:
+    def __init__(
+        self, feed: Feed, keepalive: float, stopping: asyncio.Event, metrics: GatewayMetrics
+    ) -> None:
         # Not Response.__init__: it would add ``content-length: 0``.
         self.status_code = 200
         self.background = None
@@ -195,6 +198,7 @@ class EventStreamResponse(Response):
         self.feed = feed
         self.keepalive = keepalive
         self.stopping = stopping
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         feed = self.feed
@@ -207,7 +211,13 @@ class EventStreamResponse(Response):
                 await respond(problem(exc.status, exc.detail))(scope, receive, send)
                 return
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            reason = await self._serve(receive, send)
+            self.metrics.sse_opened()
+            try:
+                reason = await self._serve(receive, send)
+            finally:
+                self.metrics.sse_closed()
+                self.metrics.sse_sent(feed.delivered)
+                self.metrics.sse_gaps_seen(feed.gaps, feed.missed)
         finally:
             await feed.close(reason)
 

@@ -113,6 +113,8 @@ class Feed:
     def __init__(self, spec: FeedSpec, buffer: int) -> None:
         self.spec = spec
         self.delivered = 0  # event frames handed to the writer
+        self.gaps = 0  # gap frames sent, and the sequences they said were lost (metrics)
+        self.missed = 0
         self.skipped = 0  # messages that were not a CloudEvent the gateway could write
         self._limit = buffer
         self._frames: deque[bytes] = deque()

@@ -126,6 +126,8 @@ class StreamFeed(Feed):
         # The id is the last sequence lost: a client that reconnects before the next event
         # resumes after the gap instead of being told about it again.
         data = {"stream": self._stream, "requested": requested, "first_available": first}
+        self.gaps += 1
+        self.missed += first - requested
         return control_frame("gap", {**data, "lost": first - requested}, seq=first - 1)
 
     async def _bind(self) -> None:

@@ -15,6 +15,10 @@ Two entry points, one set of rules:
   the batch is in flight at once; one flush covers its core publishes and one wait its
   acknowledgements. A failed flush means the core publishes may be lost, so those events are
   retried, never acked.
+
+Every outcome is counted in :class:`~cerouter.service.stats.Stats`; with ``metrics`` on (the
+default) the core also counts what ``/metrics`` shows per ingress, route and schema, and times
+each event with ``perf_counter`` (about 0.07 µs a call).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 
 import structlog
 from nats.aio.client import Client
@@ -37,7 +42,8 @@ from cerouter.errors import BindingError, DeliveryError
 from cerouter.ingress.base import Verdict
 from cerouter.log import event_fields, get_logger
 from cerouter.pipeline import Decision, Pipeline, Rejection
-from cerouter.service.stats import Outcome, Stats
+from cerouter.service.metrics import failed_schema
+from cerouter.service.stats import UNDECODED, IngressKind, Outcome, Stats
 from cerouter.types import Inbound, Reason, Stage
 
 log = get_logger("cerouter.router")
@@ -59,6 +65,8 @@ class RouterOptions:
     drain_timeout: float = 15.0  # the whole shutdown: intake, in-flight events, connection
     stats_interval: float = 30.0
     log_values: bool = False  # quote event values in dead-letter reasons and logs
+    metrics: bool = True  # count per ingress, route and schema, time events, serve a registry
+    metrics_interval: float = 5.0  # how often JetStream consumer lag is read for /metrics
 
 
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -97,6 +105,13 @@ class RouterCore:
         self._recreate = recreate_deadletter
         self._inflight: set[asyncio.Task[object]] = set()
         self._slots = asyncio.Semaphore(options.max_inflight)
+        self._metered = options.metrics
+        self._received_core = stats.received[IngressKind.CORE]
+
+    @property
+    def inflight(self) -> int:
+        """Fire-and-forget events still waiting for their deliveries (the ``max_inflight`` use)."""
+        return len(self._inflight)
 
     # ------------------------------------------------------------------ fire and forget
 
@@ -107,17 +122,40 @@ class RouterCore:
             return
         self.stats.count(Outcome.RECEIVED)
         pipeline = self.pipeline
-        decision = pipeline.process(inbound.headers, inbound.payload)
+        metered = self._metered
+        if metered:
+            # _taken inlined: this is the per-message path of core NATS (saves ~0.1 µs).
+            started = perf_counter()
+            decision = pipeline.process(inbound.headers, inbound.payload)
+            self.stats.pipeline_seconds += perf_counter() - started
+            event = decision.event
+            self._received_core[UNDECODED if event is None else event.mode] += 1
+        else:
+            started = 0.0
+            decision = pipeline.process(inbound.headers, inbound.payload)
         pending = await self._begin(decision, inbound)
         if decision.rejections or any(p.waiter is not None for p in pending):
             # Bounded: when JetStream or a responder is slow, stop taking messages rather than
             # piling up waiting tasks without limit (core NATS then applies its own limits).
             await self._slots.acquire()
-            self._track(self._finish(pipeline, inbound, decision, pending, flush_error=None))
+            finish = self._finish(
+                pipeline, inbound, decision, pending, flush_error=None, started=started
+            )
+            self._track(finish)
         elif decision.dropped:
             self.stats.count(Outcome.DROPPED)
         else:
             self.stats.count(Outcome.ROUTED)
+            if metered:
+                self.stats.dispatch.observe(perf_counter() - started)
+
+    def _taken(self, decision: Decision, started: float, ingress: str) -> None:
+        # Only with metrics on: the pipeline's time and the message's ingress and mode.
+        stats = self.stats
+        stats.pipeline_seconds += perf_counter() - started
+        event = decision.event
+        # Mode is a StrEnum: its members hash and compare as their strings.
+        stats.received[ingress][UNDECODED if event is None else event.mode] += 1
 
     async def drain(self, timeout: float) -> int:  # noqa: ASYNC109 - a shutdown budget
         """Wait for fire-and-forget events still in flight; return how many did not finish."""
@@ -128,17 +166,30 @@ class RouterCore:
 
     # ------------------------------------------------------------------ settled batches
 
-    async def handle_batch(self, batch: Sequence[Inbound]) -> list[Verdict]:
+    async def handle_http(self, batch: Sequence[Inbound]) -> list[Verdict]:
+        """:meth:`handle_batch` for the HTTP gateway (its events are counted as ``http``)."""
+        return await self.handle_batch(batch, IngressKind.HTTP)
+
+    async def handle_batch(
+        self, batch: Sequence[Inbound], ingress: str = IngressKind.JETSTREAM
+    ) -> list[Verdict]:
         """Process messages that must be settled: deliver all, flush once, wait once, settle.
 
         Returns what happened to each, in order, for an ingress that answers its producer.
+        ``ingress`` (an :class:`~cerouter.service.stats.IngressKind`) is what they are counted as.
         """
         pipeline = self.pipeline
+        metered = self._metered
+        # One intake time for the batch: every message of it was received by now.
+        intake = perf_counter() if metered else 0.0
         started: list[tuple[Inbound, Decision, list[Pending]]] = []
         buffered = False
         for inbound in batch:
             self.stats.count(Outcome.RECEIVED)
+            before = perf_counter() if metered else 0.0
             decision = pipeline.process(inbound.headers, inbound.payload)
+            if metered:
+                self._taken(decision, before, ingress)
             pending = await self._begin(decision, inbound)
             buffered = buffered or any(p.waiter is None for p in pending)
             started.append((inbound, decision, pending))
@@ -153,7 +204,7 @@ class RouterCore:
         verdicts: list[Verdict] = []
         for inbound, decision, pending in started:
             failures = await self._finish(
-                pipeline, inbound, decision, pending, flush_error=flush_error
+                pipeline, inbound, decision, pending, flush_error=flush_error, started=intake
             )
             verdicts.append(Verdict(decision, tuple(failures)))
         return verdicts
@@ -163,7 +214,7 @@ class RouterCore:
     async def _begin(self, decision: Decision, inbound: Inbound) -> list[Pending]:
         if not decision.matches or decision.event is None:
             return []
-        return await self._dispatcher.start(
+        pending = await self._dispatcher.start(
             decision.event,
             decision.matches,
             headers=inbound.headers,
@@ -171,6 +222,15 @@ class RouterCore:
             hops=decision.hops,
             reply=inbound.reply,
         )
+        if self._metered:
+            deliveries = self.stats.deliveries
+            for p in pending:
+                key = (p.route, p.destination.destination.kind)
+                try:  # an exact dict, a zero-cost try: ~0.1 µs per delivery
+                    deliveries[key] += 1
+                except KeyError:
+                    deliveries[key] = 1
+        return pending
 
     async def _finish(
         self,
@@ -180,6 +240,7 @@ class RouterCore:
         pending: list[Pending],
         *,
         flush_error: str | None,
+        started: float,
     ) -> list[Rejection]:
         if inbound.settler is None:
             await wait_all(pending, self.options.ack_timeout)
@@ -189,10 +250,15 @@ class RouterCore:
         if decision.event is not None and (dups := duplicates(pending)):
             failures += await conflicts(self._js, decision.event, dups)
         settler = inbound.settler
+        if failures:
+            self._failed(failures)
         if not failures and not decision.rejections:
             if settler is not None:
                 await settler.ack()
-            self.stats.count(Outcome.DROPPED if decision.dropped else Outcome.ROUTED)
+            if decision.dropped:
+                self.stats.count(Outcome.DROPPED)
+            else:
+                self._routed(started)
             return failures
         if settler is not None and inbound.retryable and _worth_retrying(failures):
             await self._retry(inbound, decision, failures)
@@ -206,8 +272,21 @@ class RouterCore:
                 return failures
             await (settler.terminate() if failures else settler.ack())
         if not failures and decision.matches:
-            self.stats.count(Outcome.ROUTED)
+            self._routed(started)
         return failures
+
+    def _routed(self, started: float) -> None:
+        self.stats.count(Outcome.ROUTED)
+        if self._metered:
+            self.stats.dispatch.observe(perf_counter() - started)
+
+    def _failed(self, failures: list[Rejection]) -> None:
+        # Counted before the retry-or-dead-letter decision: each attempt that failed counts.
+        self.stats.count(Outcome.DELIVERY_FAILED, len(failures))
+        if self._metered:
+            counts = self.stats.delivery_failures
+            for failure in failures:
+                counts[(failure.route or "", failure.reason)] += 1
 
     async def _deadletter_refused(self, inbound: Inbound, decision: Decision) -> None:
         # The dead-letter stream did not take it either: keep it for a later try, a bounded
@@ -255,6 +334,8 @@ class RouterCore:
         ok = True
         attempt = inbound.attempt
         for rejection in rejections:
+            if self._metered and (schema := failed_schema(pipeline, event, rejection)):
+                self.stats.invalid[schema] += 1
             letter = build_deadletter(
                 settings.subject,
                 rejection,

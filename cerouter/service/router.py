@@ -10,6 +10,10 @@ One :class:`Router` owns one NATS connection and everything it starts. Ingress a
 
 :class:`~cerouter.service.core.RouterCore` processes them; a reload swaps its pipeline, and a
 message keeps the pipeline it started with.
+
+With ``metrics`` on (the default) a router has a Prometheus registry of its own
+(:attr:`Router.registry`, never the process-wide default one): its counters, JetStream lag read
+in the background, and the process's CPU and memory. Whoever serves HTTP serves it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import contextlib
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.registry import CollectorRegistry
 
 from cerouter.config.model import RouterConfig, StreamSpec
 from cerouter.delivery.dispatch import Dispatcher
@@ -32,6 +38,7 @@ from cerouter.nats.jspub import JetStreamPublisher
 from cerouter.nats.provision import provision_streams
 from cerouter.pipeline import Pipeline
 from cerouter.service.core import RouterCore, RouterOptions
+from cerouter.service.metrics import JetStreamWatch, RouterCollector
 from cerouter.service.stats import Stats
 from cerouter.validation.registry import SchemaRegistry
 
@@ -62,6 +69,12 @@ class Router:
         self.lost = asyncio.Event()
         """Set when the connection closed for good while not stopping: the router is dead."""
         self._stats_task: asyncio.Task[None] | None = None
+        self._watch: JetStreamWatch | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self.registry: CollectorRegistry | None = None
+        """This router's metrics (``None`` with ``RouterOptions(metrics=False)``)."""
+        if self.options.metrics:
+            self.registry = registry_for(self)
 
     # ------------------------------------------------------------------ properties
 
@@ -93,6 +106,21 @@ class Router:
     def ready(self) -> bool:
         """Started, connected and not lost: what a readiness probe reports."""
         return self._nc is not None and self._nc.is_connected and not self.lost.is_set()
+
+    @property
+    def ingresses(self) -> tuple[Ingress, ...]:
+        """The running ingress adapters (once started)."""
+        return tuple(self._ingresses)
+
+    @property
+    def watch(self) -> JetStreamWatch | None:
+        """What reads JetStream lag for ``/metrics`` (once started, with metrics on)."""
+        return self._watch
+
+    @property
+    def inflight(self) -> int:
+        """Fire-and-forget events waiting for their deliveries now."""
+        return self._core.inflight if self._core is not None else 0
 
     @property
     def core(self) -> RouterCore:
@@ -131,6 +159,16 @@ class Router:
             await adapter.start()
         await full_flush(nc)  # subscribed for real before anyone is told we are started
         self._stats_task = asyncio.create_task(self._report_stats())
+        if self.registry is not None:
+            consumers = [(spec.stream, spec.durable) for spec in ingress.jetstream]
+            self._watch = JetStreamWatch(
+                js,
+                consumers,
+                lambda: self.config.deadletter.stream,
+                interval=self.options.metrics_interval,
+                timeout=min(self.options.ack_timeout, 5.0),
+            )
+            self._watch_task = asyncio.create_task(self._watch.run())
         log.info(
             "router started",
             url=nc.connected_url.geturl() if nc.connected_url else None,
@@ -168,8 +206,9 @@ class Router:
             late = await self._core.drain(left())
             if late:
                 log.warning("shutdown deadline passed with events in flight", count=late)
-        if self._stats_task is not None:
-            self._stats_task.cancel()
+        for task in (self._stats_task, self._watch_task):
+            if task is not None:
+                task.cancel()
         if self._publisher is not None:
             await self._publisher.close()  # acknowledgements still missing now never come
         if self._nc is not None and not self._nc.is_closed:
@@ -225,3 +264,14 @@ class Router:
             if now != last:
                 log.info("traffic", **now)
                 last = now
+
+
+def registry_for(router: Router) -> CollectorRegistry:
+    """A registry of the router's own: its collector, plus the process's CPU, memory and GC."""
+    registry = CollectorRegistry()
+    registry.register(RouterCollector(router.stats, lambda: router.inflight, lambda: router.watch))
+    # Always with registry=: without it these register in prometheus_client's global one.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry

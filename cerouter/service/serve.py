@@ -24,7 +24,14 @@ from pathlib import Path
 
 from cerouter.config.load import load_router_config
 from cerouter.config.model import RouterConfig
-from cerouter.gateway import GatewayServer, authenticator, start_gateway
+from cerouter.errors import CerouterError
+from cerouter.gateway import (
+    GatewayServer,
+    MetricsServer,
+    authenticator,
+    start_gateway,
+    start_metrics_server,
+)
 from cerouter.lifecycle import Deadline, Lifecycle
 from cerouter.log import get_logger
 from cerouter.nats.embedded import EmbeddedServer, ServerConfig
@@ -47,6 +54,16 @@ class Service:
     reload_from: Path | None
     token: str | None = field(default=None, repr=False)  # replaces routes.yaml's credentials
     gateway: GatewayServer | None = None  # the HTTP gateway, when routes.yaml has ``http``
+    metrics: MetricsServer | None = None  # the metrics-only server (``metrics=`` of serve)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where ``GET /metrics`` answers: the metrics server, else the gateway, else nowhere."""
+        if self.metrics is not None:
+            return self.metrics.url + "/metrics"
+        if self.gateway is not None and self.router.registry is not None:
+            return self.gateway.url + "/metrics"
+        return None
 
     @property
     def url(self) -> str:
@@ -108,6 +125,7 @@ async def serve(
     reload_from: Path | None = None,
     watch: bool = False,
     signals: bool = True,
+    metrics: tuple[str, int] | None = None,
 ) -> AsyncIterator[Service]:
     """Run the router (on an embedded server when ``embedded`` is given) until the block exits.
 
@@ -116,8 +134,14 @@ async def serve(
     the caller (for a program that embeds the router). ``token`` authenticates the router instead
     of routes.yaml's ``nats`` credentials; it defaults to the embedded server's own
     (``embedded.token``).
+
+    ``metrics`` is a ``(host, port)`` to serve ``/metrics``, ``/healthz`` and ``/readyz`` on
+    (port 0: a free one). The gateway, when routes.yaml has ``http``, serves ``/metrics`` too;
+    when ``metrics`` is the gateway's own address, no second server is started.
     """
     options = options or RouterOptions()
+    if metrics is not None and not options.metrics:
+        raise CerouterError("metrics=(host, port) needs RouterOptions(metrics=True)")
     if token is None and embedded is not None:
         token = embedded.token
     config = _authenticated(config, token)
@@ -147,13 +171,20 @@ async def serve(
             if config.http is not None:
                 service.gateway = await start_gateway(
                     config.http,
-                    submit=router.core.handle_batch,
+                    submit=router.core.handle_http,
                     nc=router.nc,
                     js=router.js,
                     ready=lambda: router.ready,
                     drain_timeout=options.drain_timeout,
                     auth=auth,
                     streams=config.streams,
+                    registry=router.registry,
+                )
+            http = config.http
+            if metrics is not None and (http is None or metrics != (http.host, http.port)):
+                assert router.registry is not None  # checked above: metrics are on
+                service.metrics = await start_metrics_server(
+                    router.registry, *metrics, ready=lambda: router.ready
                 )
             yield service
         finally:
@@ -166,6 +197,9 @@ async def serve(
                 # the router can still deliver them.
                 await service.gateway.stop()
             await router.stop(deadline.left())
+            if service.metrics is not None:
+                # Last: the counters of the drain itself can still be scraped while it runs.
+                await service.metrics.stop()
     finally:
         if server is not None:
             await server.__aexit__(None, None, None)

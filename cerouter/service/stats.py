@@ -1,8 +1,18 @@
-"""Counting outcomes: every event's fate is counted here, so metrics are a thin layer later."""
+"""Counting outcomes: every event's fate is counted here; ``/metrics`` is a thin layer on top.
+
+Everything is a plain int (dicts of ints, :class:`~cerouter.metrics.Histogram`), added to on
+the hot path and read by :class:`~cerouter.service.metrics.RouterCollector` when Prometheus
+scrapes: no lock, no prometheus_client call per event. The hot counters are exact ``dict``
+objects whose keys exist in advance: ``d[k] += 1`` on one costs ~0.04 µs, on a
+``collections.Counter`` (a subclass, which CPython does not specialise) ~0.12 µs.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+
+from cerouter.binding import Mode
+from cerouter.metrics import Histogram
 
 
 class Outcome:
@@ -21,15 +31,65 @@ class Outcome:
     DEADLETTER_FAILED = "deadletter_failed"  # even the dead-letter stream did not accept it
     ABANDONED = "abandoned"  # terminated after the dead-letter stream refused it every time
 
+    ALL = (
+        RECEIVED, ROUTED, DEADLETTERED, DROPPED, RETRIED, DELIVERY_FAILED, DEADLETTER_FAILED,
+        ABANDONED,
+    )  # fmt: skip
+
+
+class IngressKind:
+    """Where an event came in: the ``ingress`` label of ``cerouter_events_received_total``."""
+
+    CORE = "core"
+    JETSTREAM = "jetstream"
+    HTTP = "http"
+
+
+UNDECODED = "undecoded"
+"""The ``mode`` of a message that was never read as a CloudEvent (not one, or a routing loop)."""
+
 
 class Stats:
-    """Counters of outcomes and of dead-letter reasons; cheap enough for the hot path."""
+    """Counters of outcomes and of dead-letter reasons; cheap enough for the hot path.
 
-    __slots__ = ("outcomes", "reasons")
+    ``outcomes`` and ``reasons`` are always counted. The rest is counted only when the router
+    has metrics on (:attr:`RouterOptions.metrics <cerouter.service.core.RouterOptions>`):
+
+    * ``received[ingress][mode]``: messages taken in, by :class:`IngressKind` and content mode
+      (``structured``, ``binary`` or :data:`UNDECODED`);
+    * ``deliveries[(route, kind)]``: deliveries started (every attempt), by route and
+      destination kind (a key appears with its first delivery);
+      ``delivery_failures[(route, reason)]`` the ones that failed;
+    * ``invalid[schema]``: validation failures by schema file (``(none)`` when no schema
+      applied and ``schemas.unknown: reject``);
+    * ``dispatch``: seconds from intake until every destination accepted (routed events only);
+    * ``pipeline_seconds``: time in the pure pipeline (decode, validate, match): synchronous
+      code on the loop, so wall-clock time there is CPU time (``time.process_time`` costs
+      0.7 µs a call, ``perf_counter`` 0.07 µs).
+    """
+
+    __slots__ = (
+        "deliveries",
+        "delivery_failures",
+        "dispatch",
+        "invalid",
+        "outcomes",
+        "pipeline_seconds",
+        "reasons",
+        "received",
+    )
 
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: dict[str, int] = dict.fromkeys(Outcome.ALL, 0)
         self.reasons: Counter[str] = Counter()
+        kinds = (IngressKind.CORE, IngressKind.JETSTREAM, IngressKind.HTTP)
+        modes = (Mode.STRUCTURED, Mode.BINARY, UNDECODED)
+        self.received: dict[str, dict[str, int]] = {k: dict.fromkeys(modes, 0) for k in kinds}
+        self.deliveries: dict[tuple[str, str], int] = {}
+        self.delivery_failures: Counter[tuple[str, str]] = Counter()
+        self.invalid: Counter[str] = Counter()
+        self.dispatch = Histogram()
+        self.pipeline_seconds = 0.0
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Add ``n`` to an outcome's counter."""
@@ -42,6 +102,6 @@ class Stats:
 
     def snapshot(self) -> dict[str, int]:
         """All counters as a flat dict (``deadletter.<reason>`` for reasons)."""
-        out = dict(self.outcomes)
+        out = {k: v for k, v in self.outcomes.items() if v}
         out.update({f"deadletter.{k}": v for k, v in self.reasons.items()})
         return out

@@ -59,6 +59,7 @@ from nats.aio.client import Client
 from cerouter.binding import Mode
 from cerouter.config.model import NatsSettings
 from cerouter.errors import ConfigError
+from cerouter.gateway import MetricsServer, start_metrics_server
 from cerouter.lifecycle import Lifecycle
 from cerouter.log import get_logger
 from cerouter.nats.connection import DEFAULT_URL, connect_service
@@ -217,12 +218,15 @@ class WorkerApp:
         concurrency: int | None = None,
         stop: asyncio.Event | None = None,
         on_ready: Callable[[Worker], None] | None = None,
+        metrics: tuple[str, int] | None = None,
     ) -> WorkerStats:
         """Connect, run until SIGINT/SIGTERM (or ``stop`` is set), drain, close; return the stats.
 
         ``settings`` (credentials, TLS, URLs) replaces ``urls`` when given. Raises
         :class:`~cerouter.errors.ServerError` when no server answers at start-up; once
         connected, the worker reconnects on its own. ``on_ready`` is called once subscribed.
+        ``metrics`` is a ``(host, port)`` to serve ``/metrics``, ``/healthz`` and ``/readyz``
+        on (port 0: a free one; ``worker.metrics.url`` says where), up until the drain ends.
         """
         self._check_runnable(concurrency)
         lifecycle = Lifecycle()
@@ -236,10 +240,22 @@ class WorkerApp:
             nc = await connect_service(settings, on_event=_log_connection)
             try:
                 worker = Worker(self, nc, concurrency=concurrency)
-                async with worker:
-                    if on_ready is not None:
-                        on_ready(worker)
-                    await lifecycle.stop.wait()
+                server: MetricsServer | None = None
+                try:
+                    async with worker:
+                        if metrics is not None:
+                            server = await start_metrics_server(
+                                worker.metrics.registry,
+                                *metrics,
+                                ready=lambda: nc.is_connected and not lifecycle.stop.is_set(),
+                            )
+                            worker.metrics.url = server.url + "/metrics"
+                        if on_ready is not None:
+                            on_ready(worker)
+                        await lifecycle.stop.wait()
+                finally:
+                    if server is not None:  # after the drain: its counts can still be read
+                        await server.stop()
                 return worker.stats
             finally:
                 # The server may be gone by now (that is why we are stopping): closing must

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Coroutine
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +33,7 @@ from cerouter.nats.pull import PullConsumer
 from cerouter.routing.subjects import SubjectTemplate
 from cerouter.types import Reason
 from cerouter.worker.jetstream import KeepAlive, ensure_consumer, find_stream
+from cerouter.worker.metrics import WorkerMetrics
 from cerouter.worker.outcomes import Outcomes
 from cerouter.worker.outlets import Outlets
 from cerouter.worker.spec import (
@@ -76,6 +78,8 @@ class Worker:
             for q in self.queues
             for spec in q.handlers
         }
+        self.metrics = WorkerMetrics(self.queues, self.stats_by_queue, lambda: len(self._tasks))
+        """This worker's Prometheus registry and handler durations (``--metrics`` serves them)."""
         self._core_subs: list[Subscription] = []
         self._pulls: list[PullConsumer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -324,9 +328,12 @@ class Worker:
 
     # ------------------------------------------------------------------ shared steps
 
-    @staticmethod
-    async def _call(spec: HandlerSpec, event: CloudEvent) -> CloudEvent | None:
-        result = await spec.func(event)
+    async def _call(self, spec: HandlerSpec, event: CloudEvent) -> CloudEvent | None:
+        started = perf_counter()
+        try:
+            result = await spec.func(event)
+        finally:
+            self.metrics.durations[spec].observe(perf_counter() - started)
         if result is not None and not isinstance(result, CloudEvent):
             raise TypeError(
                 f"handler returned {type(result).__name__}; return a CloudEvent or None"
