@@ -23,6 +23,7 @@ from cerouter.binding.http import HttpMode, write_event
 from cerouter.errors import BindingError
 from cerouter.log import get_logger
 from cerouter.routing.filters import DataGetter, Filter, no_data
+from cerouter.routing.table import LazyData
 
 log = get_logger("cerouter.gateway")
 
@@ -59,24 +60,6 @@ class End:
 
     reason: str
     frame: bytes | None = None
-
-
-class _LazyData:
-    """The data getter of one event: parsed on first use; data that does not parse is not JSON."""
-
-    __slots__ = ("event", "value")
-
-    def __init__(self, event: DecodedEvent) -> None:
-        self.event = event
-        self.value: tuple[bool, Any] | None = None
-
-    def __call__(self) -> tuple[bool, Any]:
-        if self.value is None:
-            try:
-                self.value = self.event.json_data()
-            except BindingError:
-                self.value = (False, None)
-        return self.value
 
 
 def event_frame(event: DecodedEvent, seq: int | None) -> bytes:
@@ -207,7 +190,7 @@ class Feed:
         """Filter and frame one message; one that is not a CloudEvent is skipped, counted."""
         try:
             event = decode(msg.headers, msg.data)
-            data: DataGetter = _LazyData(event) if self._needs_data else no_data
+            data: DataGetter = LazyData(event) if self._needs_data else no_data
             if not self._test(event.attributes, data):
                 return
             frame = event_frame(event, seq)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cerouter.binding import DecodedEvent
-from cerouter.errors import BindingError
 from cerouter.pipeline import UNROUTED_ROUTE, Pipeline
 from cerouter.routing.filters import DataGetter, no_data
 from cerouter.routing.model import Destination, RenderedDestination, Route
+from cerouter.routing.table import LazyData
 from cerouter.validation.report import Report, Stage
 
 Status = Literal["matched", "not matched", "skipped"]
@@ -72,22 +72,6 @@ class Explanation:
         return _json(self)
 
 
-class _Data:
-    __slots__ = ("event", "value")
-
-    def __init__(self, event: DecodedEvent) -> None:
-        self.event = event
-        self.value: tuple[bool, Any] | None = None
-
-    def __call__(self) -> tuple[bool, Any]:
-        if self.value is None:
-            try:
-                self.value = self.event.json_data()
-            except BindingError:
-                self.value = (False, None)
-        return self.value
-
-
 def explain_payload(
     pipeline: Pipeline,
     payload: bytes,
@@ -125,7 +109,7 @@ def explain_payload(
         return Explanation(source, None, detail, None, None, (), tuple(deliveries), outcome, reason)
     report = pipeline.validator.check(event)
     schema = pipeline.registry.lookup(attributes) if pipeline.registry is not None else None
-    data: DataGetter = _Data(event) if event.data is not None else no_data
+    data: DataGetter = LazyData(event) if event.data is not None else no_data
     decisions = _decisions(pipeline, event, data)
     schema_ref = schema.relpath if schema is not None else None
     return Explanation(

@@ -42,8 +42,12 @@ from cerouter.routing.filters import (
 from cerouter.routing.model import Match, RenderedDestination, Route
 
 
-class _LazyData:
-    """The data getter of one event: ``json_data()`` once, on first use, errors as not-JSON."""
+class LazyData:
+    """The data getter of one event: ``json_data()`` once, on first use, errors as not-JSON.
+
+    Filters call it only when they look at data, so an event routed by its attributes is never
+    parsed.
+    """
 
     __slots__ = ("event", "value")
 
@@ -301,7 +305,7 @@ class RouteTable:
         if isinstance(per_type, tuple):
             return list(per_type)
         out = list(per_type.settled)
-        data: DataGetter = _LazyData(event) if self._needs_data else no_data
+        data: DataGetter = LazyData(event) if self._needs_data else no_data
         for test, known, build, final in per_type.candidates:
             if test is None or test(attributes, data):
                 out.append(known if known is not None else build(attributes))
