@@ -423,3 +423,33 @@ async def test_in_flight_request_gets_its_answer_during_shutdown(
     response = await asyncio.wait_for(request, 15)
     await client.aclose()
     assert response.status_code == 200
+
+
+async def test_refused_for_its_size_is_502_and_dead_lettered(
+    nats_url: str, tmp_path: Path, nc: Client
+) -> None:
+    # An extension written as a ce- header in binary mode is over JetStream's 64 KiB header
+    # limit: no retry can change that, so it is dead-lettered (too-large), not a 503.
+    routes = write_routes(
+        tmp_path,
+        """
+streams:
+  - {name: OUT, subjects: [out.>]}
+routes:
+  - name: binary
+    match: {type: com.example.big}
+    to: {stream: OUT, subject: out.big, mode: binary}
+http:
+  listen: 127.0.0.1:0
+  limits: {max_body: 256KiB}
+""",
+    )
+    async with running_gateway(nats_url, routes) as service:
+        assert service.gateway is not None
+        async with httpx.AsyncClient(base_url=service.gateway.url, timeout=15) as client:
+            response = await post(client, event("com.example.big", pad="x" * 70_000))
+        assert response.status_code == 502, response.text
+        assert response.json()["reason"] == "too-large"
+        (letter,) = await deadletters(nc)
+        assert parse_deadletter(letter.headers, letter.data).reason == "too-large"
+        assert await stream_count(nc, "OUT") == 0

@@ -18,10 +18,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from cerouter.errors import DeliveryError
+from cerouter.errors import DeliveryError, TooLargeError
 from cerouter.nats import wire
 
 EXPECTED_STREAM = "Nats-Expected-Stream"
+
+
+_TOO_LARGE = "exceeds maximum allowed"
+"""In JetStream's refusals for size: "header size exceeds maximum allowed of 64k", "message size
+exceeds maximum allowed"."""
 
 
 class JetStreamPublisher:
@@ -73,7 +78,10 @@ class JetStreamPublisher:
         error = reply.get("error") if isinstance(reply, dict) else None
         if error is not None:
             description = error.get("description", error) if isinstance(error, dict) else error
-            future.set_exception(DeliveryError(f"JetStream refused: {description}"))
+            # Refused for its size: no retry can change that, so it is dead-lettered at once
+            # (too-large) instead of retried until the attempts run out.
+            kind = TooLargeError if _TOO_LARGE in str(description) else DeliveryError
+            future.set_exception(kind(f"JetStream refused: {description}"))
             return
         future.set_result(reply)
 
