@@ -608,3 +608,18 @@ async def test_a_deleted_stream_ends_its_feeds(nats_url: str, nc: Client, tmp_pa
         await nc.jetstream().delete_stream("FEED")
         frames = await raw_frames(response)  # to its end
     assert frames == [[": stream FEED was deleted"]]
+
+
+async def test_headers_arrive_before_any_event(nats_url: str, tmp_path: Path) -> None:
+    routes = write_routes(
+        tmp_path, (ROUTES % {"buffer": 8}).replace("keepalive: 200ms", "keepalive: 30s")
+    )
+    async with (
+        gateway(nats_url, routes) as (_, http),
+        http.stream("GET", "/events/stream", params={"subscription": "things"}) as response,
+    ):
+        # Well before the 30 s keep-alive: the stream is open, and says so.
+        assert response.status_code == 200
+        async with asyncio.timeout(5):
+            first = await anext(response.aiter_lines())
+    assert first == ": keepalive"

@@ -211,6 +211,9 @@ class EventStreamResponse(Response):
                 await respond(problem(exc.status, exc.detail))(scope, receive, send)
                 return
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            # A first comment at once: uvicorn holds the headers back until some body is sent,
+            # and a client (EventSource's onopen, curl) would see nothing until the first event.
+            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
             self.metrics.sse_opened()
             try:
                 reason = await self._serve(receive, send)
