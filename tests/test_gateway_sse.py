@@ -481,13 +481,15 @@ async def test_client_disconnect_removes_the_consumer(
 
 async def test_client_disconnect_removes_the_subscription(nats_url: str, tmp_path: Path) -> None:
     async with gateway(nats_url, routes_file(tmp_path)) as (service, http):
-        router = service.router.nc
-        # nats-py has no public count of a connection's subscriptions; the gateway shares the
-        # router's connection, where a core feed adds one.
-        baseline = len(router._subs)
+        feeds = service.feeds
+        # Event streams read through a connection of their own, never the router's (many
+        # replaying clients must not get the router's connection dropped as a slow consumer).
+        assert feeds is not None and feeds is not service.router.nc
+        # nats-py has no public count of a connection's subscriptions; a core feed adds one.
+        baseline = len(feeds._subs)
 
         async def subscriptions(count: int) -> bool:
-            return len(router._subs) == count
+            return len(feeds._subs) == count
 
         for _ in range(2):
             async with http.stream("GET", "/events/stream", params={"subject": "live.>"}):

@@ -71,6 +71,7 @@ async def start_gateway(
     auth: Authenticator | None = None,
     streams: Sequence[StreamSpec] = (),
     registry: CollectorRegistry | None = None,
+    feeds_nc: Client | None = None,
 ) -> GatewayServer:
     """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
 
@@ -78,7 +79,8 @@ async def start_gateway(
     :class:`~cerouter.errors.ConfigError` when the tokens cannot be read). ``streams`` are
     routes.yaml's streams, the ones ``GET /events/stream`` may read. With a ``registry`` (the
     router's), the gateway serves it on ``GET /metrics`` and adds its own metrics to it
-    (requests by mode and status, slots in use, event streams).
+    (requests by mode and status, slots in use, event streams). ``feeds_nc`` is a connection
+    for event streams alone (the router's otherwise).
     """
     auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
@@ -93,6 +95,7 @@ async def start_gateway(
         auth,
         slots=asyncio.Semaphore(settings.limits.max_inflight),
         streams={spec.name: spec for spec in streams},
+        feeds_nc=feeds_nc,
     )
     extra: list[BaseRoute] = []
     if registry is not None:

@@ -37,6 +37,16 @@ class GatewayContext:
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1000))
     streams: Mapping[str, StreamSpec] = field(default_factory=dict)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    feeds_nc: Client | None = None
+
+    @property
+    def feeds(self) -> tuple[Client, JetStreamContext]:
+        """The connection event streams read through: one of their own when given, so that
+        many clients replaying a stream at once cannot make the server drop the router's
+        connection as a slow consumer."""
+        if self.feeds_nc is None:
+            return self.nc, self.js
+        return self.feeds_nc, self.feeds_nc.jetstream()
 
     @property
     def max_body(self) -> int:

@@ -109,7 +109,8 @@ async def event_stream(request: Request) -> Response:
     if request.method == "HEAD":  # Starlette routes HEAD here too: the headers, and no feed
         return Response(status_code=200, headers=dict(_HEADERS))
     sse = ctx.settings.sse
-    feed = open_feed(ctx.nc, ctx.js, spec, buffer=sse.buffer, patience=sse.keepalive)
+    nc, js = ctx.feeds
+    feed = open_feed(nc, js, spec, buffer=sse.buffer, patience=sse.keepalive)
     return EventStreamResponse(feed, sse.keepalive, ctx.stopping, ctx.metrics)
 
 

@@ -22,6 +22,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nats.aio.client import Client
+
 from cerouter.config.load import load_router_config
 from cerouter.config.model import RouterConfig
 from cerouter.errors import CerouterError
@@ -34,6 +36,7 @@ from cerouter.gateway import (
 )
 from cerouter.lifecycle import Deadline, Lifecycle
 from cerouter.log import get_logger
+from cerouter.nats.connection import connect_service
 from cerouter.nats.embedded import EmbeddedServer, ServerConfig
 from cerouter.service.core import RouterOptions
 from cerouter.service.router import Router
@@ -54,6 +57,7 @@ class Service:
     reload_from: Path | None
     token: str | None = field(default=None, repr=False)  # replaces routes.yaml's credentials
     gateway: GatewayServer | None = None  # the HTTP gateway, when routes.yaml has ``http``
+    feeds: Client | None = field(default=None, repr=False)  # the gateway's event streams' own
     metrics: MetricsServer | None = None  # the metrics-only server (``metrics=`` of serve)
 
     @property
@@ -169,6 +173,12 @@ async def serve(
             tasks.append(asyncio.create_task(_watch(service, reload_from, baseline)))
         try:
             if config.http is not None:
+                feeds = await connect_service(
+                    replace(config.nats, name=f"{config.nats.name} sse"),
+                    urls=options.urls,
+                    on_event=_feeds_event,
+                )
+                service.feeds = feeds
                 service.gateway = await start_gateway(
                     config.http,
                     submit=router.core.handle_http,
@@ -179,6 +189,7 @@ async def serve(
                     auth=auth,
                     streams=config.streams,
                     registry=router.registry,
+                    feeds_nc=feeds,
                 )
             http = config.http
             if metrics is not None and (http is None or metrics != (http.host, http.port)):
@@ -196,6 +207,9 @@ async def serve(
                 # First: no new HTTP events, and the ones in flight get their answers while
                 # the router can still deliver them.
                 await service.gateway.stop()
+            if service.feeds is not None:
+                with contextlib.suppress(Exception):  # its streams have ended; nothing to keep
+                    await service.feeds.close()
             await router.stop(deadline.left())
             if service.metrics is not None:
                 # Last: the counters of the drain itself can still be scraped while it runs.
@@ -204,6 +218,14 @@ async def serve(
         if server is not None:
             await server.__aexit__(None, None, None)
         lifecycle.remove_signals()
+
+
+def _feeds_event(state: str, detail: str) -> None:
+    # The event streams' connection: its troubles end streams (clients resume), not routing.
+    if state == "error":
+        log.warning("sse nats error", error=detail)
+    elif state in ("disconnected", "reconnected"):
+        log.info(f"sse nats {state}", url=detail or None)
 
 
 def _authenticated(config: RouterConfig, token: str | None) -> RouterConfig:
