@@ -484,7 +484,8 @@ async def test_client_disconnect_removes_the_subscription(nats_url: str, tmp_pat
         feeds = service.feeds
         # Event streams read through a connection of their own, never the router's (many
         # replaying clients must not get the router's connection dropped as a slow consumer).
-        assert feeds is not None and feeds is not service.router.nc
+        assert feeds is not None
+        assert feeds is not service.router.nc
         # nats-py has no public count of a connection's subscriptions; a core feed adds one.
         baseline = len(feeds._subs)
 

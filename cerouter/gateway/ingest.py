@@ -30,6 +30,7 @@ from cerouter.errors import BindingError
 from cerouter.gateway.auth import Principal
 from cerouter.gateway.context import GatewayContext
 from cerouter.gateway.outcome import PROBLEM_CONTENT_TYPE, Answer, answer, problem
+from cerouter.gateway.sse_token import unauthorized
 from cerouter.ingress.base import Verdict
 from cerouter.ingress.http import HTTP_SUBJECT, MAX_ATTEMPTS, HttpSettler
 from cerouter.log import get_logger
@@ -69,8 +70,7 @@ async def post_events(request: Request) -> Response:
     ctx: GatewayContext = request.app.state.ctx
     principal = ctx.auth.authenticate(request.headers.get("authorization"))
     if principal is None:
-        out = problem(401, "a bearer token is required (Authorization: Bearer ...)")
-        return respond(Answer(out.status, out.body, {"www-authenticate": "Bearer"}))
+        return unauthorized(given="authorization" in request.headers)
     deadline = ctx.settings.limits.read_timeout
     try:
         # A total deadline, not one per read: a body trickled a byte at a time must not hold

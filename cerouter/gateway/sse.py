@@ -62,6 +62,7 @@ from cerouter.gateway.ingest import respond
 from cerouter.gateway.outcome import Answer, problem
 from cerouter.gateway.sse_feed import End, Feed, FeedError, FeedSpec
 from cerouter.gateway.sse_source import open_feed
+from cerouter.gateway.sse_token import unauthorized
 from cerouter.routing.filter_spec import FilterError, compile_sql
 from cerouter.routing.filters import Filter, MatchAll, conjunction
 from cerouter.routing.subjects import SubjectError, check_subject, pattern_covers, patterns_overlap
@@ -94,8 +95,8 @@ async def event_stream(request: Request) -> Response:
         request.headers.get("authorization"), query_token=request.query_params.get("token")
     )
     if principal is None:
-        out = problem(401, "a bearer token is required (Authorization: Bearer ..., or ?token=)")
-        return respond(Answer(out.status, out.body, {"www-authenticate": "Bearer"}))
+        given = "authorization" in request.headers or "token" in request.query_params
+        return unauthorized(given=given, how="Authorization: Bearer ..., or ?token=")
     try:
         spec = feed_spec(ctx, request)
     except _Refused as refused:

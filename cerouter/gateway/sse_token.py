@@ -18,9 +18,11 @@ BEARER_CHALLENGE = "Bearer"
 """The ``WWW-Authenticate`` value of a 401."""
 
 
-def unauthorized() -> Response:
-    """The 401 of a request without a valid bearer token."""
-    out = problem(401, "a bearer token is required (Authorization: Bearer ...)")
+def unauthorized(*, given: bool = False, how: str = "Authorization: Bearer ...") -> Response:
+    """The 401 of a request without a valid token: ``given`` says one was sent (and is not
+    known, or has expired), ``how`` where a token goes."""
+    detail = "the token is not known, or has expired" if given else "a token is required"
+    out = problem(401, f"{detail} ({how})")
     return Response(
         orjson.dumps(out.body),
         401,
