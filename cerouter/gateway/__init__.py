@@ -7,7 +7,8 @@ event loop; :class:`~cerouter.gateway.server.GatewayServer` is what it returns.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
@@ -71,6 +72,7 @@ async def start_gateway(
     auth: Authenticator | None = None,
     streams: Sequence[StreamSpec] = (),
     registry: CollectorRegistry | None = None,
+    snapshot: Callable[[], Mapping[str, Any]] | None = None,
 ) -> GatewayServer:
     """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
 
@@ -78,7 +80,8 @@ async def start_gateway(
     :class:`~cerouter.errors.ConfigError` when the tokens cannot be read). ``streams`` are
     routes.yaml's streams, the ones ``GET /events/stream`` may read. With a ``registry`` (the
     router's), the gateway serves it on ``GET /metrics`` and adds its own metrics to it
-    (requests by mode and status, slots in use, event streams).
+    (requests by mode and status, slots in use, event streams). ``snapshot`` gives the router's
+    counters to the live page (``GET /ui``, :mod:`cerouter.gateway.live`).
     """
     auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
@@ -93,6 +96,7 @@ async def start_gateway(
         auth,
         slots=asyncio.Semaphore(settings.limits.max_inflight),
         streams={spec.name: spec for spec in streams},
+        snapshot=snapshot,
     )
     extra: list[BaseRoute] = []
     if registry is not None:

@@ -179,6 +179,7 @@ async def serve(
                     auth=auth,
                     streams=config.streams,
                     registry=router.registry,
+                    snapshot=router.snapshot,
                 )
             http = config.http
             if metrics is not None and (http is None or metrics != (http.host, http.port)):
