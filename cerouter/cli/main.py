@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cerouter.cli import broker, routing, run, validation, worker
+from cerouter.cli import broker, routing, run, top, validation, worker
 
 try:  # typer 0.2x vendors click
     from typer._click import Context
@@ -98,3 +98,4 @@ run.register(app)
 validation.register(app)
 routing.register(app)
 worker.register(app)
+top.register(app)

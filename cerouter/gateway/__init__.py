@@ -7,7 +7,8 @@ event loop; :class:`~cerouter.gateway.server.GatewayServer` is what it returns.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
@@ -72,6 +73,7 @@ async def start_gateway(
     streams: Sequence[StreamSpec] = (),
     registry: CollectorRegistry | None = None,
     feeds_nc: Client | None = None,
+    snapshot: Callable[[], Mapping[str, Any]] | None = None,
 ) -> GatewayServer:
     """Start serving ``settings`` on the running loop; stop it with ``await server.stop()``.
 
@@ -80,7 +82,8 @@ async def start_gateway(
     routes.yaml's streams, the ones ``GET /events/stream`` may read. With a ``registry`` (the
     router's), the gateway serves it on ``GET /metrics`` and adds its own metrics to it
     (requests by mode and status, slots in use, event streams). ``feeds_nc`` is a connection
-    for event streams alone (the router's otherwise).
+    for event streams alone (the router's otherwise); ``snapshot`` gives the router's counters
+    to the live page (``GET /ui``, :mod:`cerouter.gateway.live`).
     """
     auth = auth or authenticator(settings)
     inbox = ReplyInbox(nc)
@@ -96,6 +99,7 @@ async def start_gateway(
         slots=asyncio.Semaphore(settings.limits.max_inflight),
         streams={spec.name: spec for spec in streams},
         feeds_nc=feeds_nc,
+        snapshot=snapshot,
     )
     extra: list[BaseRoute] = []
     if registry is not None:

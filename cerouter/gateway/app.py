@@ -11,6 +11,7 @@ from cerouter.gateway.counters import CountRequests
 from cerouter.gateway.health import healthz, readyz
 from cerouter.gateway.ingest import options_events, post_events
 from cerouter.gateway.limits import ClientLimit
+from cerouter.gateway.live import ui_asset, ui_page, ui_root, ui_stats
 from cerouter.gateway.sse import event_stream
 from cerouter.gateway.sse_token import post_sse_token
 
@@ -24,6 +25,10 @@ def build_app(ctx: GatewayContext, extra: list[BaseRoute] | None = None) -> Star
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/auth/sse-token", post_sse_token, methods=["POST"]),
+        Route("/", ui_root, methods=["GET"]),
+        Route("/ui", ui_page, methods=["GET"]),
+        Route("/ui/stats", ui_stats, methods=["GET"]),
+        Route("/ui/{name}", ui_asset, methods=["GET"]),
         *(extra or []),
     ]
     per_client = ctx.settings.limits.max_inflight_per_client

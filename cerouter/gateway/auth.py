@@ -8,8 +8,9 @@ needs ``Authorization: Bearer <token>`` naming a token of the tokens file or var
 A browser's ``EventSource`` cannot set headers, so ``POST /auth/sse-token`` (bearer-authenticated)
 hands out a **query token**, ``<name>.<expiry>.<mac>`` (the token's name in base64url, Unix
 milliseconds, and the base64url HMAC-SHA256 of both under a random key made at start-up),
-valid for ``http.sse.token_ttl`` and only as ``?token=`` of ``GET /events/stream``
-(``authenticate(..., query_token=...)``). It is never a bearer: a leaked URL cannot publish, nor
+valid for ``http.sse.token_ttl`` and only as ``?token=`` of ``GET /events/stream`` and of the
+live page (``GET /ui``, ``GET /ui/stats``): the only callers of
+``authenticate(..., query_token=...)``. It is never a bearer: a leaked URL cannot publish, nor
 mint itself a successor. A restart invalidates every query token.
 """
 

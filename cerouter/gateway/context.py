@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
@@ -23,7 +24,8 @@ class GatewayContext:
     ``submit`` is the router core's batch intake; ``ready`` what the readiness probe reports
     of the router; ``stopping`` is set when shutdown begins (streams end, probes turn 503);
     ``streams`` are routes.yaml's streams by name (the ones an SSE client may read).
-    ``metrics`` holds the gateway's own counters (SSE endpoints count their streams there).
+    ``metrics`` holds the gateway's own counters (SSE endpoints count their streams there);
+    ``snapshot`` the router's counters for the live page (:mod:`cerouter.gateway.live`).
     """
 
     settings: HttpSettings
@@ -37,6 +39,7 @@ class GatewayContext:
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1000))
     streams: Mapping[str, StreamSpec] = field(default_factory=dict)
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    snapshot: Callable[[], Mapping[str, Any]] | None = None
     feeds_nc: Client | None = None
 
     @property

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
+from nats.micro.service import Service
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
@@ -39,7 +41,8 @@ from cerouter.nats.provision import provision_streams
 from cerouter.pipeline import Pipeline
 from cerouter.service.core import RouterCore, RouterOptions
 from cerouter.service.metrics import JetStreamWatch, RouterCollector
-from cerouter.service.stats import Stats
+from cerouter.service.micro import start_stats_service
+from cerouter.service.stats import Stats, stats_snapshot
 from cerouter.validation.registry import SchemaRegistry
 
 log = get_logger("cerouter.router")
@@ -69,6 +72,7 @@ class Router:
         self.lost = asyncio.Event()
         """Set when the connection closed for good while not stopping: the router is dead."""
         self._stats_task: asyncio.Task[None] | None = None
+        self._micro: Service | None = None
         self._watch: JetStreamWatch | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self.registry: CollectorRegistry | None = None
@@ -106,6 +110,10 @@ class Router:
     def ready(self) -> bool:
         """Started, connected and not lost: what a readiness probe reports."""
         return self._nc is not None and self._nc.is_connected and not self.lost.is_set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters now, with the routes in force (see :func:`stats_snapshot`)."""
+        return stats_snapshot(self.config, self.stats)
 
     @property
     def ingresses(self) -> tuple[Ingress, ...]:
@@ -157,6 +165,7 @@ class Router:
             self._ingresses.append(JetStreamIngress(nc, js, spec, core.handle_batch))
         for adapter in self._ingresses:
             await adapter.start()
+        self._micro = await start_stats_service(nc, self.snapshot)
         await full_flush(nc)  # subscribed for real before anyone is told we are started
         self._stats_task = asyncio.create_task(self._report_stats())
         if self.registry is not None:
@@ -202,6 +211,9 @@ class Router:
             return max(0.0, deadline - loop.time())
 
         await asyncio.gather(*(adapter.stop(left()) for adapter in self._ingresses))
+        if self._micro is not None:
+            with contextlib.suppress(Exception):
+                await self._micro.stop()
         if self._core is not None:
             late = await self._core.drain(left())
             if late:

@@ -190,6 +190,7 @@ async def serve(
                     streams=config.streams,
                     registry=router.registry,
                     feeds_nc=feeds,
+                    snapshot=router.snapshot,
                 )
             http = config.http
             if metrics is not None and (http is None or metrics != (http.host, http.port)):
