@@ -53,6 +53,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -202,13 +203,16 @@ class WorkerApp:
 
         return register
 
-    def run(self, nc: Client, *, concurrency: int | None = None) -> Worker:
+    def run(
+        self, nc: Client, *, concurrency: int | None = None, tracer_provider: Any = None
+    ) -> Worker:
         """A :class:`Worker` for this app on ``nc`` (not started: ``async with`` or ``start()``).
 
-        ``concurrency`` replaces the app's default for handlers that set none.
+        ``concurrency`` replaces the app's default for handlers that set none. With an
+        OpenTelemetry ``tracer_provider`` every handler call is a span (``cerouter[otel]``).
         """
         self._check_runnable(concurrency)
-        return Worker(self, nc, concurrency=concurrency)
+        return Worker(self, nc, concurrency=concurrency, tracer_provider=tracer_provider)
 
     async def serve(
         self,
