@@ -93,11 +93,18 @@ class Tracing:
             return None
         return self._propagator.extract(carrier)
 
-    def headers_of(self, span: Any) -> dict[str, str]:
-        """The transport headers (``traceparent``, ``tracestate``) that make ``span`` the parent."""
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, _trace.set_span_in_context(span))
-        return carrier
+    @staticmethod
+    def headers_of(span: Any) -> dict[str, str]:
+        """The transport headers (``traceparent``, ``tracestate``) that make ``span`` the parent.
+
+        What the W3C propagator's ``inject`` writes, without its context round trip.
+        """
+        context = span.get_span_context()
+        flags = int(context.trace_flags)
+        out = {TRACEPARENT: f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"}
+        if context.trace_state:
+            out[TRACESTATE] = context.trace_state.to_header()
+        return out
 
     def links(self, attributes: Mapping[str, object]) -> list[Link]:
         """A link to the event's creation context (its ``traceparent`` extension), if valid."""
@@ -112,13 +119,6 @@ class Tracing:
         if not context.is_valid:
             return []
         return [Link(context, {"cerouter.link": "cloudevents.traceparent"})]
-
-    @staticmethod
-    def traceparent_of(span: Any) -> str:
-        """``span``'s context as a ``traceparent`` value (for the CloudEvents extension)."""
-        context = span.get_span_context()
-        flags = int(context.trace_flags)
-        return f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"
 
     # ------------------------------------------------------------------ spans
 

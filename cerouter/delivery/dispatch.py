@@ -99,18 +99,18 @@ class Dispatcher:
         reply: str | None,
         tracing: Tracing | None = None,
         span: Any = None,
+        trace: Mapping[str, str] | None = None,
     ) -> list[Pending]:
         """Begin delivering ``event`` to every destination of ``matches``; wait for none.
 
         With ``tracing``, every delivery has a span of its own (a child of the router's
-        ``span``) and every message carries ``span``'s context in ``traceparent``/``tracestate``
-        in place of the producer's.
+        ``span``) and every message carries ``trace``, the ``traceparent``/``tracestate``
+        headers of ``span``, in place of the producer's.
         """
         encoded: dict[Mode, NatsMessage] = {}
         hop_value = str(hops + 1)
         pending: list[Pending] = []
-        trace: dict[str, str] | None = None
-        if tracing is not None:
+        if tracing is not None and trace is None:
             trace = tracing.headers_of(span)
         for match in matches:
             for dest in match.destinations:

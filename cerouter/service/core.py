@@ -182,13 +182,15 @@ class RouterCore:
             )
             self._track(finish)
             return
-        with tracing.current(span):
-            if decision.dropped:
-                self.stats.count(Outcome.DROPPED)
-                span.set_attribute("cerouter.outcome", "dropped")
-            else:
-                self._routed(started)
-                span.set_attribute("cerouter.outcome", "routed")
+        # Nothing is logged on this path: the span need not become the current one (saves the
+        # context switch in and out, ~5 µs).
+        if decision.dropped:
+            self.stats.count(Outcome.DROPPED)
+            span.set_attribute("cerouter.outcome", "dropped")
+        else:
+            self._routed(started)
+            span.set_attribute("cerouter.outcome", "routed")
+        span.end()
 
     @staticmethod
     def _span(
@@ -289,10 +291,11 @@ class RouterCore:
         event = decision.event
         headers = inbound.headers
         payload = inbound.payload
+        trace = None
         if span is not None:
-            assert self._tracing is not None  # a span only comes from it
+            trace = Tracing.headers_of(span)  # the per-hop parent of every delivery
             event, headers, payload = _with_creation_context(
-                self._tracing, span, event, headers, payload
+                trace[TRACEPARENT], event, headers, payload
             )
         pending = await self._dispatcher.start(
             event,
@@ -303,6 +306,7 @@ class RouterCore:
             reply=inbound.reply,
             tracing=self._tracing if span is not None else None,
             span=span,
+            trace=trace,
         )
         if self._metered:
             deliveries = self.stats.deliveries
@@ -501,17 +505,15 @@ class RouterCore:
 
 
 def _with_creation_context(
-    tracing: Tracing,
-    span: Any,
+    value: str,
     event: DecodedEvent,
     headers: Mapping[str, str] | None,
     payload: bytes,
 ) -> tuple[DecodedEvent, Mapping[str, str] | None, bytes]:
-    """The event as forwarded: with a CloudEvents ``traceparent`` extension (the router span's
-    context) when it had none; an event that has one keeps it untouched."""
+    """The event as forwarded: with a CloudEvents ``traceparent`` extension (``value``, the
+    router span's context) when it had none; an event that has one keeps it untouched."""
     if TRACEPARENT in event.attributes:
         return event, headers, payload
-    value = tracing.traceparent_of(span)
     traced = DecodedEvent(
         {**event.attributes, TRACEPARENT: value}, event.mode, event.data, event.data_kind
     )
