@@ -149,7 +149,7 @@ class Tracing:
             start_time=started,
         )
 
-    def delivery_span(self, router: Any, template: str, route: str, kind: str) -> Any:
+    def delivery_span(self, router: Any, template: str, route: str) -> Any:
         """Start the span of one delivery: a child of the router's span."""
         return self.tracer.start_span(
             f"publish {template}",
@@ -160,7 +160,6 @@ class Tracing:
                 "messaging.operation": "publish",
                 "messaging.destination.name": template,
                 "cerouter.route": route,
-                "cerouter.destination.kind": kind,
             },
         )
 
@@ -212,7 +211,6 @@ def event_attributes(attributes: Mapping[str, object]) -> dict[str, str]:
         ("cloudevents.event_id", "id"),
         ("cloudevents.event_source", "source"),
         ("cloudevents.event_type", "type"),
-        ("cloudevents.event_subject", "subject"),
     ):
         value = attributes.get(key)
         if value is not None:

@@ -112,6 +112,8 @@ class Dispatcher:
         pending: list[Pending] = []
         if tracing is not None and trace is None:
             trace = tracing.headers_of(span)
+        # A trace the sampler left out still propagates, but gets no delivery spans.
+        recording = tracing is not None and span.is_recording()
         for match in matches:
             for dest in match.destinations:
                 mode = dest.mode or event.mode
@@ -126,10 +128,11 @@ class Dispatcher:
                         out_headers = dict(message.headers)
                         out_payload = message.payload
                     out_headers[HOPS_HEADER] = hop_value
-                    if tracing is not None:
-                        assert trace is not None  # made with tracing
+                    if trace is not None:
                         without_trace_headers(out_headers)
                         out_headers.update(trace)
+                    if recording:
+                        assert tracing is not None  # recording spans come from it
                         waiter = await self._traced_send(
                             tracing, span, match.route.name, event, dest, out_headers,
                             out_payload, reply,
@@ -156,7 +159,7 @@ class Dispatcher:
         reply: str | None,
     ) -> asyncio.Future[Any] | None:
         spec = dest.destination
-        span = tracing.delivery_span(parent, str(spec.subject_template), route, spec.kind)
+        span = tracing.delivery_span(parent, str(spec.subject_template), route)
         try:
             waiter = await self._send(event, dest, headers, payload, reply)
         except BaseException as exc:

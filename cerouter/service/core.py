@@ -203,7 +203,9 @@ class RouterCore:
             ingress=ingress,
             started=began,
         )
-        span.set_attribute("cerouter.hops", decision.hops)
+        # Few attributes: the SDK checks each one (~1 µs apiece on a slow machine).
+        if decision.hops:
+            span.set_attribute("cerouter.hops", decision.hops)
         if decision.matches:
             span.set_attribute("cerouter.routes", [m.route.name for m in decision.matches])
         if decision.rejections:
