@@ -5,6 +5,7 @@ client's trace, log lines carrying span ids, and nothing added with tracing off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ async def test_producer_router_and_worker_spans_form_one_trace(
 
     routes = write(tmp_path, ROUTES)
     parent, carrier = producer_span(provider)
+    stack = contextlib.ExitStack()
     worker_nc = await nats.connect(nats_url)
     nc = await nats.connect(nats_url)
     try:
@@ -122,11 +124,13 @@ async def test_producer_router_and_worker_spans_form_one_trace(
             app.run(worker_nc, tracer_provider=provider),
             running_router(nats_url, routes, tracer_provider=provider),
         ):
+            logs = stack.enter_context(structlog.testing.capture_logs([add_trace_ids]))
             headers = {"Content-Type": "application/cloudevents+json", **carrier}
             await publish(nc, "in.work", event("com.example.work", "w-1"), headers=headers)
             await asyncio.wait_for(handled.wait(), 10)
             handler = await finished(exporter, "process work.billing")
     finally:
+        stack.close()
         await nc.close()
         await worker_nc.close()
     router = named(exporter, "cerouter route")[-1]
@@ -154,6 +158,9 @@ async def test_producer_router_and_worker_spans_form_one_trace(
     assert dict(delivery.attributes or {})["messaging.operation"] == "publish"
     # The router added a creation context (there was none), and the worker's span links to it.
     assert [link.context.span_id for link in handler.links] == [router.context.span_id]
+    # The handler's own log line carries its span's ids.
+    [line] = [line for line in logs if line["event"] == "billing"]
+    assert (line["trace_id"], line["span_id"]) == ids_of(handler)
 
 
 async def test_traceparent_is_replaced_per_hop_and_the_extension_kept(
@@ -352,3 +359,20 @@ except CerouterError as exc:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "refused: tracing needs OpenTelemetry: pip install 'cerouter[otel]'" in done.stdout
+
+
+def test_cerouter_run_trace_uses_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip(
+        "opentelemetry.exporter.otlp.proto.http", reason="needs the otel extra's OTLP exporter"
+    )
+    from cerouter.tracing import sdk_provider
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    provider = sdk_provider()
+    assert provider.resource.attributes["service.name"] == "cerouter"
+    provider.shutdown()
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "edge-router")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    provider = sdk_provider()
+    assert provider.resource.attributes["service.name"] == "edge-router"
+    provider.shutdown()
