@@ -124,7 +124,7 @@ async def bare_js_forwarder(url: str) -> None:
             await m.ack()
 
 
-def discarding_provider() -> object:
+def discarding_provider(sampler: object = None) -> object:
     """A TracerProvider as ``cerouter run --trace`` makes one, exporting to nowhere."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
@@ -137,7 +137,7 @@ def discarding_provider() -> object:
         def export(self, spans: object) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampler)  # type: ignore[arg-type]
     provider.add_span_processor(BatchSpanProcessor(Discard()))
     return provider
 

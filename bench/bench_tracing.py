@@ -6,8 +6,9 @@ The scenario of bench_router.py (b): structured, schema-validated, one subject d
 metrics on. One embedded nats-server and two routers in this process, rounds alternating
 between the router with tracing off (the default) and one with an OpenTelemetry SDK
 TracerProvider (batch span processor, an exporter that discards: the SDK's work, no
-collector's). CPU time per event is ``time.process_time`` over a round, the span processor's
-export thread included. Also: what tracing off adds to the hot path (one attribute test).
+collector's), and one sampling 1% of traces. CPU time per event is ``time.process_time``
+over a round, the span processor's export thread included. Also: what tracing off adds to
+the hot path (one attribute test).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_metrics import one_round, routes_dir
 from bench_router import discarding_provider, structured
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from cerouter.config.load import load_router_config
 from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
@@ -34,29 +36,38 @@ async def main(events: int, rounds: int) -> None:
     config, registry = load_router_config(routes_dir())
     inbounds = [Inbound("in.x", *structured(i)) for i in range(events)]
     provider = discarding_provider()
+    # What OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 makes.
+    sampled = discarding_provider(ParentBased(TraceIdRatioBased(0.01)))
     with EmbeddedServer(ServerConfig(port=RANDOM_PORT)) as server:
         urls = (server.url,)
         async with (
             Router(config, registry, RouterOptions(urls=urls, tracer_provider=provider)) as on,
+            Router(config, registry, RouterOptions(urls=urls, tracer_provider=sampled)) as one,
             Router(config, registry, RouterOptions(urls=urls)) as off,
         ):
-            for router in (on, off):
+            routers = {"on": on, "1%": one, "off": off}
+            for router in routers.values():
                 await one_round(router, inbounds[: events // 4])
-            cpu: dict[str, list[float]] = {"on": [], "off": []}
+            cpu: dict[str, list[float]] = {name: [] for name in routers}
             for _ in range(rounds):
-                cpu["on"].append(await one_round(on, inbounds))
-                cpu["off"].append(await one_round(off, inbounds))
+                for name, router in routers.items():
+                    cpu[name].append(await one_round(router, inbounds))
     provider.shutdown()  # type: ignore[attr-defined]
+    sampled.shutdown()  # type: ignore[attr-defined]
     print(f"\n{events} events x {rounds} rounds per router, alternating; CPU µs per event\n")
     print(f"  {'':12} {'best':>7} {'median':>7}   rounds")
-    for name in ("on", "off"):
+    for name in ("on", "1%", "off"):
         values = cpu[name]
         shown = ", ".join(f"{x:.2f}" for x in values)
         print(f"  tracing {name:4} {min(values):7.2f} {statistics.median(values):7.2f}   {shown}")
-    for how, pick in (("best", min), ("median", statistics.median)):
-        on_us, off_us = pick(cpu["on"]), pick(cpu["off"])
-        delta = on_us - off_us
-        print(f"  added ({how}) {delta:5.2f} µs per event ({delta / off_us * 100:+.1f}%)")
+    for name in ("on", "1%"):
+        for how, pick in (("best", min), ("median", statistics.median)):
+            on_us, off_us = pick(cpu[name]), pick(cpu["off"])
+            delta = on_us - off_us
+            print(
+                f"  tracing {name:4} added ({how}) {delta:6.2f} µs per event "
+                f"({delta / off_us * 100:+.1f}%)"
+            )
 
     class Core:
         _tracing = None
