@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from time import time_ns
 from typing import Any
 
 from cerouter.errors import CerouterError
@@ -261,7 +260,6 @@ __all__ = [
     "Tracing",
     "current_ids",
     "sdk_provider",
-    "time_ns",
     "trace_headers",
     "without_trace_headers",
 ]
