@@ -10,6 +10,8 @@ cerouter), and this load generator (producer and consumer on one loop). Scenario
       default of ``cerouter run``)
   (b') the same with ``RouterOptions(metrics=False)`` (``serve()`` in the forwarder process,
       as ``cerouter run`` does): what the per-event metric counting costs
+  (b'') the same as (b) with tracing on: an OpenTelemetry SDK TracerProvider, batch span
+      processor, an exporter that discards (no collector in the way): what the spans cost
   (c) cerouter, binary mode, schema-validated, one subject destination
   (d) cerouter, JetStream ingress -> stream destination (bare JetStream forwarder for context)
   (e) cerouter, JetStream ingress -> durable queue -> 2 `cerouter worker` processes (no-op)
@@ -122,7 +124,27 @@ async def bare_js_forwarder(url: str) -> None:
             await m.ack()
 
 
-async def cerouter_forwarder(url: str, workdir: str, *, metrics: bool) -> None:
+def discarding_provider(sampler: object = None) -> object:
+    """A TracerProvider as ``cerouter run --trace`` makes one, exporting to nowhere."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Discard(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=sampler)  # type: ignore[arg-type]
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return provider
+
+
+async def cerouter_forwarder(
+    url: str, workdir: str, *, metrics: bool, tracing: bool = False
+) -> None:
     """What ``cerouter run --nats-url URL`` runs, with the metrics switch set."""
     from cerouter.config.load import load_router_config
     from cerouter.log import LogFormat, LogLevel, configure_logging
@@ -130,7 +152,8 @@ async def cerouter_forwarder(url: str, workdir: str, *, metrics: bool) -> None:
 
     configure_logging(LogFormat.JSON, LogLevel.INFO)
     config, registry = load_router_config(Path(workdir) / "routes.yaml")
-    options = RouterOptions(urls=(url,), metrics=metrics)
+    provider = discarding_provider() if tracing else None
+    options = RouterOptions(urls=(url,), metrics=metrics, tracer_provider=provider)
     async with serve(config, registry, options) as service:
         print("cerouter ready", file=sys.stderr, flush=True)
         await service.wait()
@@ -145,6 +168,10 @@ def serve(kind: str, url: str, workdir: str) -> None:
         from cerouter.cli.run import run_loop
 
         run_loop(cerouter_forwarder(url, workdir, metrics=False))
+    elif kind == "cerouter-tracing":
+        from cerouter.cli.run import run_loop
+
+        run_loop(cerouter_forwarder(url, workdir, metrics=True, tracing=True))
     else:
         exe = str(Path(sys.executable).parent / "cerouter")
         os.execv(
@@ -366,6 +393,7 @@ def main() -> None:
         ("(a) bare nats-py forward (baseline)", "bare", structured),
         ("(b) cerouter structured, validated", "cerouter", structured),
         ("(b') cerouter structured, metrics off", "cerouter-metrics-off", structured),
+        ("(b'') cerouter structured, tracing on", "cerouter-tracing", structured),
         ("(c) cerouter binary, validated", "cerouter", binary),
     ]
     runs: dict[str, list[tuple[float, float, float, float]]] = {label: [] for label, _, _ in cases}

@@ -3,7 +3,8 @@
 Every line carries ``logger`` (the component: ``cerouter.router``, ``cerouter.worker``, ...),
 ``level`` and ``timestamp``; fields that are ``None`` or empty are left out. Per-event fields
 (``ce_id``, ``ce_type``, ``ce_source``, ``route``) come from ``structlog.contextvars``, bound by
-the router and the workers with the same names. Standard-library logging (nats-py's) goes
+the router and the workers with the same names. With tracing on, lines logged inside a span
+carry its ``trace_id`` and ``span_id``. Standard-library logging (nats-py's) goes
 through the same renderer, so with ``--log-format json`` every line on stderr is JSON.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -82,6 +83,23 @@ def event_fields(attributes: Mapping[str, object] | None) -> dict[str, object]:
     }
 
 
+_span_source: list[Callable[[], tuple[str, str] | None]] = []
+
+
+def set_span_ids(source: Callable[[], tuple[str, str] | None]) -> None:
+    """Where :func:`add_trace_ids` reads the current span's ids (:mod:`cerouter.tracing` sets
+    it when tracing is turned on; until then log lines carry no trace fields)."""
+    _span_source[:] = [source]
+
+
+def add_trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """Add ``trace_id`` and ``span_id`` of the current span (only once tracing is on)."""
+    if _span_source and (ids := _span_source[0]()) is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
+    return event
+
+
 def _drop_empty(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return {k: v for k, v in event.items() if v is not None and v != ""}
 
@@ -103,6 +121,7 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        add_trace_ids,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_empty,
     ]

@@ -10,6 +10,10 @@ decoded, percent-decoding included, by exactly the code that decodes one publish
 * **batch**: ``Content-Type: application/cloudevents-batch+json``; a JSON array of structured
   events, each handed on as one structured message.
 
+The W3C trace-context headers ``traceparent`` and ``tracestate`` (the transport's, not the
+CloudEvents ``ce-traceparent`` extension) are carried on to every message, so the router's span
+continues the HTTP client's trace.
+
 Anything else is an :class:`UnsupportedMedia` (415); a request that names a mode but breaks it
 (a batch that is not an array, a repeated ``ce-`` header) is a
 :class:`~cerouter.errors.BindingError`.
@@ -29,6 +33,8 @@ from cerouter.binding.quoting import quoted
 from cerouter.errors import BindingError
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+TRACE_CONTEXT = frozenset({"traceparent", "tracestate"})
+"""The W3C trace-context request headers, handed on with each event (lower case)."""
 
 
 class HttpMode(StrEnum):
@@ -71,14 +77,27 @@ def read_request(
     """
     content_type: str | None = None
     ce: dict[str, str] = {}
+    trace: dict[str, str] = {}
     for name, value in headers:
         lowered = name.lower()
         if lowered == "content-type":
             content_type = value
+        elif lowered in TRACE_CONTEXT:
+            trace[lowered] = value
         elif lowered.startswith(CE_PREFIX):
             if lowered in ce:
                 raise BindingError(f"header {quoted(name)} appears more than once")
             ce[lowered] = value
+    events = _read(content_type, ce, body, batch_max)
+    if trace:
+        for message, _ in events.messages:
+            message.update(trace)
+    return events
+
+
+def _read(
+    content_type: str | None, ce: dict[str, str], body: bytes, batch_max: int | None
+) -> HttpEvents:
     media = media_type(content_type)
     if media == BATCH_CONTENT_TYPE:
         return _batch(body, batch_max)

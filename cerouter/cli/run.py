@@ -37,6 +37,7 @@ from cerouter.nats.embedded import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from cerouter.nats.local_auth import DEFAULT_STORE_DIR, ensure_token, local_token
 from cerouter.service.core import RouterOptions
 from cerouter.service.serve import serve
+from cerouter.tracing import sdk_provider
 from cerouter.validation.registry import SchemaRegistry
 
 log = get_logger("cerouter")
@@ -92,6 +93,16 @@ def run(
             "serves /metrics too; the same HOST:PORT as --http means only the gateway's.",
         ),
     ] = None,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            envvar="CEROUTER_TRACE",
+            help="Send OpenTelemetry traces over OTLP/HTTP (needs cerouter[otel]); the "
+            "standard OTEL_* variables configure it (OTEL_EXPORTER_OTLP_ENDPOINT, "
+            "OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ...).",
+        ),
+    ] = False,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[LogLevel, typer.Option(help="Lowest level logged.")] = LogLevel.INFO,
 ) -> None:
@@ -136,7 +147,15 @@ def run(
             embedded = ServerConfig(DEFAULT_HOST, port, store_dir, token=token)
     except CerouterError as exc:
         fail("run", str(exc))
-    options = RouterOptions(urls=urls or None, max_hops=max_hops, log_values=log_values)
+    provider = None
+    if trace:
+        try:
+            provider = sdk_provider()
+        except CerouterError as exc:
+            fail("run", f"--trace: {exc}", 2)
+    options = RouterOptions(
+        urls=urls or None, max_hops=max_hops, log_values=log_values, tracer_provider=provider
+    )
     try:
         run_loop(_serve(routes, config, registry, options, embedded, token, watch, metrics_at))
     except ConfigError as exc:  # the gateway's tokens file or variable, read as it starts
@@ -145,6 +164,9 @@ def run(
         fail("run", str(exc).splitlines()[0])
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         raise typer.Exit(130) from None
+    finally:
+        if provider is not None:
+            provider.shutdown()  # the spans still batched go out before the process ends
 
 
 def _with_http(config: RouterConfig, listen: str) -> RouterConfig:

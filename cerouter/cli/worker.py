@@ -38,6 +38,7 @@ from cerouter.config.build_http import ListenError, parse_listen
 from cerouter.errors import CerouterError
 from cerouter.log import LogFormat, LogLevel, configure_logging, get_logger
 from cerouter.nats.local_auth import DEFAULT_STORE_DIR
+from cerouter.tracing import sdk_provider
 from cerouter.worker import Worker, WorkerApp
 
 COMMAND = "worker"
@@ -76,6 +77,15 @@ def worker(
             help="Serve GET /metrics (Prometheus), /healthz and /readyz there (port 0: any).",
         ),
     ] = None,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            envvar="CEROUTER_TRACE",
+            help="Send OpenTelemetry traces (a span per handler call) over OTLP/HTTP (needs "
+            "cerouter[otel]); the standard OTEL_* variables configure it.",
+        ),
+    ] = False,
     log_format: Annotated[LogFormat, typer.Option(help="Log line format.")] = LogFormat.AUTO,
     log_level: Annotated[
         LogLevel, typer.Option(help="Lowest level logged (debug: also each ignored event).")
@@ -114,15 +124,25 @@ def worker(
             pid=os.getpid(), **served,
         )  # fmt: skip
 
+    provider = None
+    if trace:
+        try:
+            provider = sdk_provider(f"cerouter-worker-{app.name}")
+        except CerouterError as exc:
+            fail(COMMAND, f"--trace: {exc}", 2)
     try:
         serving = app.serve(
-            settings=settings, concurrency=concurrency, on_ready=ready, metrics=metrics_at
-        )
+            settings=settings, concurrency=concurrency, on_ready=ready, metrics=metrics_at,
+            tracer_provider=provider,
+        )  # fmt: skip
         stats = asyncio.run(serving)
     except CerouterError as exc:
         fail(COMMAND, str(exc))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         fail(COMMAND, "interrupted", 130)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # the spans still batched go out before the process ends
     log.info(
         "worker stopped", app=app.name, handled=stats.handled, failed=stats.failed,
         dead_lettered=stats.dead_lettered, ignored=stats.ignored,

@@ -25,6 +25,7 @@ from cerouter.nats import wire
 from cerouter.nats.jspub import JetStreamPublisher
 from cerouter.pipeline import HOPS_HEADER, Rejection
 from cerouter.routing.model import Match, RenderedDestination
+from cerouter.tracing import Tracing, without_trace_headers
 from cerouter.types import Reason, Stage
 
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -96,11 +97,23 @@ class Dispatcher:
         payload: bytes,
         hops: int,
         reply: str | None,
+        tracing: Tracing | None = None,
+        span: Any = None,
+        trace: Mapping[str, str] | None = None,
     ) -> list[Pending]:
-        """Begin delivering ``event`` to every destination of ``matches``; wait for none."""
+        """Begin delivering ``event`` to every destination of ``matches``; wait for none.
+
+        With ``tracing``, every delivery has a span of its own (a child of the router's
+        ``span``) and every message carries ``trace``, the ``traceparent``/``tracestate``
+        headers of ``span``, in place of the producer's.
+        """
         encoded: dict[Mode, NatsMessage] = {}
         hop_value = str(hops + 1)
         pending: list[Pending] = []
+        if tracing is not None and trace is None:
+            trace = tracing.headers_of(span)
+        # A trace the sampler left out still propagates, but gets no delivery spans.
+        recording = tracing is not None and span.is_recording()
         for match in matches:
             for dest in match.destinations:
                 mode = dest.mode or event.mode
@@ -115,7 +128,17 @@ class Dispatcher:
                         out_headers = dict(message.headers)
                         out_payload = message.payload
                     out_headers[HOPS_HEADER] = hop_value
-                    waiter = await self._send(event, dest, out_headers, out_payload, reply)
+                    if trace is not None:
+                        without_trace_headers(out_headers)
+                        out_headers.update(trace)
+                    if recording:
+                        assert tracing is not None  # recording spans come from it
+                        waiter = await self._traced_send(
+                            tracing, span, match.route.name, event, dest, out_headers,
+                            out_payload, reply,
+                        )  # fmt: skip
+                    else:
+                        waiter = await self._send(event, dest, out_headers, out_payload, reply)
                 except CerouterError as exc:
                     # One destination that cannot even be tried must not stop the others;
                     # it fails like any other delivery (retried, then dead-lettered).
@@ -123,6 +146,40 @@ class Dispatcher:
                     waiter.set_exception(exc)
                 pending.append(Pending(match.route.name, dest, waiter))
         return pending
+
+    async def _traced_send(
+        self,
+        tracing: Tracing,
+        parent: Any,
+        route: str,
+        event: DecodedEvent,
+        dest: RenderedDestination,
+        headers: dict[str, str],
+        payload: bytes,
+        reply: str | None,
+    ) -> asyncio.Future[Any] | None:
+        spec = dest.destination
+        span = tracing.delivery_span(parent, str(spec.subject_template), route)
+        try:
+            waiter = await self._send(event, dest, headers, payload, reply)
+        except BaseException as exc:
+            tracing.failed(span, [str(Reason.DELIVERY)], exc)
+            span.end()
+            raise
+        if waiter is None:
+            span.end()
+            return None
+
+        def ended(future: asyncio.Future[Any]) -> None:
+            # The span lasts until the acknowledgement (or the reply) came, or did not.
+            if future.cancelled():
+                tracing.failed(span, ["cancelled"])
+            elif (exc := future.exception()) is not None:
+                tracing.failed(span, [str(Reason.DELIVERY)], exc)
+            span.end()
+
+        waiter.add_done_callback(ended)
+        return waiter
 
     async def _send(
         self,

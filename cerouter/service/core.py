@@ -19,6 +19,12 @@ Two entry points, one set of rules:
 Every outcome is counted in :class:`~cerouter.service.stats.Stats`; with ``metrics`` on (the
 default) the core also counts what ``/metrics`` shows per ingress, route and schema, and times
 each event with ``perf_counter`` (about 0.07 µs a call).
+
+With tracing on (``tracing=True`` or a ``tracer_provider``, :mod:`cerouter.tracing`) each event
+gets one span, ``cerouter route``, from before the pipeline until it is settled; receive,
+validate and route are its attributes (``cerouter.routes``, ``cerouter.outcome``,
+``cerouter.rejections``) rather than spans of their own, so a traced event costs one span plus
+one per delivery. With tracing off the core holds ``None`` and pays one ``is None`` test.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from time import perf_counter
+from time import perf_counter, time_ns
+from typing import Any
 
 import structlog
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
-from cerouter.binding import DecodedEvent, decode
+from cerouter.binding import DecodedEvent, Mode, decode, encode
 from cerouter.delivery.conflicts import conflicts, duplicates
 from cerouter.delivery.deadletter import build_deadletter
 from cerouter.delivery.deadletter_store import Recreate, store_deadletter
@@ -44,6 +51,7 @@ from cerouter.log import event_fields, get_logger
 from cerouter.pipeline import Decision, Pipeline, Rejection
 from cerouter.service.metrics import failed_schema
 from cerouter.service.stats import UNDECODED, IngressKind, Outcome, Stats
+from cerouter.tracing import CE_TRACEPARENT, TRACEPARENT, Tracing
 from cerouter.types import Inbound, Reason, Stage
 
 log = get_logger("cerouter.router")
@@ -67,6 +75,8 @@ class RouterOptions:
     log_values: bool = False  # quote event values in dead-letter reasons and logs
     metrics: bool = True  # count per ingress, route and schema, time events, serve a registry
     metrics_interval: float = 5.0  # how often JetStream consumer lag is read for /metrics
+    tracing: bool = False  # OpenTelemetry spans per event (the global TracerProvider)
+    tracer_provider: Any = None  # a TracerProvider of the caller's own: tracing on, with it
 
 
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -107,6 +117,9 @@ class RouterCore:
         self._slots = asyncio.Semaphore(options.max_inflight)
         self._metered = options.metrics
         self._received_core = stats.received[IngressKind.CORE]
+        self._tracing: Tracing | None = None
+        if options.tracing or options.tracer_provider is not None:
+            self._tracing = Tracing(options.tracer_provider)
 
     @property
     def inflight(self) -> int:
@@ -123,6 +136,9 @@ class RouterCore:
         self.stats.count(Outcome.RECEIVED)
         pipeline = self.pipeline
         metered = self._metered
+        if self._tracing is not None:
+            await self._handle_traced(inbound, self._tracing)
+            return
         if metered:
             # _taken inlined: this is the per-message path of core NATS (saves ~0.1 µs).
             started = perf_counter()
@@ -148,6 +164,53 @@ class RouterCore:
             self.stats.count(Outcome.ROUTED)
             if metered:
                 self.stats.dispatch.observe(perf_counter() - started)
+
+    async def _handle_traced(self, inbound: Inbound, tracing: Tracing) -> None:
+        # handle() with a span: kept apart so that the untraced path stays as it was.
+        pipeline = self.pipeline
+        started = perf_counter()
+        began = time_ns()
+        decision = pipeline.process(inbound.headers, inbound.payload)
+        if self._metered:
+            self._taken(decision, started, IngressKind.CORE)
+        span = self._span(tracing, inbound, decision, IngressKind.CORE, began)
+        pending = await self._begin(decision, inbound, span)
+        if decision.rejections or any(p.waiter is not None for p in pending):
+            await self._slots.acquire()
+            finish = self._finish(
+                pipeline, inbound, decision, pending, flush_error=None, started=started, span=span
+            )
+            self._track(finish)
+            return
+        # Nothing is logged on this path: the span need not become the current one (saves the
+        # context switch in and out, ~5 µs).
+        if decision.dropped:
+            self.stats.count(Outcome.DROPPED)
+            span.set_attribute("cerouter.outcome", "dropped")
+        else:
+            self._routed(started)
+            span.set_attribute("cerouter.outcome", "routed")
+        span.end()
+
+    @staticmethod
+    def _span(
+        tracing: Tracing, inbound: Inbound, decision: Decision, ingress: str, began: int
+    ) -> Any:
+        event = decision.event
+        span = tracing.router_span(
+            inbound.headers,
+            event.attributes if event is not None else None,
+            ingress=ingress,
+            started=began,
+        )
+        # Few attributes: the SDK checks each one (~1 µs apiece on a slow machine).
+        if decision.hops:
+            span.set_attribute("cerouter.hops", decision.hops)
+        if decision.matches:
+            span.set_attribute("cerouter.routes", [m.route.name for m in decision.matches])
+        if decision.rejections:
+            tracing.failed(span, [str(r.reason) for r in decision.rejections])
+        return span
 
     def _taken(self, decision: Decision, started: float, ingress: str) -> None:
         # Only with metrics on: the pipeline's time and the message's ingress and mode.
@@ -183,14 +246,21 @@ class RouterCore:
         # One intake time for the batch: every message of it was received by now.
         intake = perf_counter() if metered else 0.0
         started: list[tuple[Inbound, Decision, list[Pending]]] = []
+        tracing = self._tracing
+        spans: list[Any] = []
         buffered = False
         for inbound in batch:
             self.stats.count(Outcome.RECEIVED)
             before = perf_counter() if metered else 0.0
+            began = time_ns() if tracing is not None else 0
             decision = pipeline.process(inbound.headers, inbound.payload)
             if metered:
                 self._taken(decision, before, ingress)
-            pending = await self._begin(decision, inbound)
+            span = None
+            if tracing is not None:
+                span = self._span(tracing, inbound, decision, ingress, began)
+                spans.append(span)
+            pending = await self._begin(decision, inbound, span)
             buffered = buffered or any(p.waiter is None for p in pending)
             started.append((inbound, decision, pending))
         flush_error: str | None = None
@@ -202,25 +272,43 @@ class RouterCore:
                 flush_error = f"flush failed: {exc or type(exc).__name__}"
         await wait_all([p for _, _, pending in started for p in pending], self.options.ack_timeout)
         verdicts: list[Verdict] = []
-        for inbound, decision, pending in started:
+        for index, (inbound, decision, pending) in enumerate(started):
             failures = await self._finish(
-                pipeline, inbound, decision, pending, flush_error=flush_error, started=intake
+                pipeline,
+                inbound,
+                decision,
+                pending,
+                flush_error=flush_error,
+                started=intake,
+                span=spans[index] if spans else None,
             )
             verdicts.append(Verdict(decision, tuple(failures)))
         return verdicts
 
     # ------------------------------------------------------------------ shared
 
-    async def _begin(self, decision: Decision, inbound: Inbound) -> list[Pending]:
+    async def _begin(self, decision: Decision, inbound: Inbound, span: Any = None) -> list[Pending]:
         if not decision.matches or decision.event is None:
             return []
+        event = decision.event
+        headers = inbound.headers
+        payload = inbound.payload
+        trace = None
+        if span is not None:
+            trace = Tracing.headers_of(span)  # the per-hop parent of every delivery
+            event, headers, payload = _with_creation_context(
+                trace[TRACEPARENT], event, headers, payload
+            )
         pending = await self._dispatcher.start(
-            decision.event,
+            event,
             decision.matches,
-            headers=inbound.headers,
-            payload=inbound.payload,
+            headers=headers,
+            payload=payload,
             hops=decision.hops,
             reply=inbound.reply,
+            tracing=self._tracing if span is not None else None,
+            span=span,
+            trace=trace,
         )
         if self._metered:
             deliveries = self.stats.deliveries
@@ -233,6 +321,36 @@ class RouterCore:
         return pending
 
     async def _finish(
+        self,
+        pipeline: Pipeline,
+        inbound: Inbound,
+        decision: Decision,
+        pending: list[Pending],
+        *,
+        flush_error: str | None,
+        started: float,
+        span: Any = None,
+    ) -> list[Rejection]:
+        if span is None:
+            return await self._conclude(
+                pipeline, inbound, decision, pending, flush_error=flush_error, started=started
+            )
+        assert self._tracing is not None  # a span only comes from it
+        with self._tracing.current(span):  # the dead-letter log lines carry the span's ids
+            failures = await self._conclude(
+                pipeline, inbound, decision, pending, flush_error=flush_error, started=started
+            )
+            if failures:
+                reasons = [str(r.reason) for r in (*decision.rejections, *failures)]
+                self._tracing.failed(span, reasons)
+                span.set_attribute("cerouter.outcome", "failed")
+            elif decision.rejections:
+                span.set_attribute("cerouter.outcome", "rejected")
+            else:
+                span.set_attribute("cerouter.outcome", "dropped" if decision.dropped else "routed")
+        return failures
+
+    async def _conclude(
         self,
         pipeline: Pipeline,
         inbound: Inbound,
@@ -386,6 +504,29 @@ class RouterCore:
         self._slots.release()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("event task failed", error=str(exc) or type(exc).__name__)
+
+
+def _with_creation_context(
+    value: str,
+    event: DecodedEvent,
+    headers: Mapping[str, str] | None,
+    payload: bytes,
+) -> tuple[DecodedEvent, Mapping[str, str] | None, bytes]:
+    """The event as forwarded: with a CloudEvents ``traceparent`` extension (``value``, the
+    router span's context) when it had none; an event that has one keeps it untouched."""
+    if TRACEPARENT in event.attributes:
+        return event, headers, payload
+    traced = DecodedEvent(
+        {**event.attributes, TRACEPARENT: value}, event.mode, event.data, event.data_kind
+    )
+    if event.mode is Mode.BINARY:
+        return traced, {**(headers or {}), CE_TRACEPARENT: value}, payload
+    try:
+        message = encode(traced, Mode.STRUCTURED)
+    except BindingError:  # it arrived as JSON, so this does not happen; if it did: as it came
+        return event, headers, payload
+    # The headers stay as they came: Content-Type already says structured.
+    return traced, headers, message.payload
 
 
 def _worth_retrying(failures: list[Rejection]) -> bool:

@@ -53,6 +53,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -202,13 +203,16 @@ class WorkerApp:
 
         return register
 
-    def run(self, nc: Client, *, concurrency: int | None = None) -> Worker:
+    def run(
+        self, nc: Client, *, concurrency: int | None = None, tracer_provider: Any = None
+    ) -> Worker:
         """A :class:`Worker` for this app on ``nc`` (not started: ``async with`` or ``start()``).
 
-        ``concurrency`` replaces the app's default for handlers that set none.
+        ``concurrency`` replaces the app's default for handlers that set none. With an
+        OpenTelemetry ``tracer_provider`` every handler call is a span (``cerouter[otel]``).
         """
         self._check_runnable(concurrency)
-        return Worker(self, nc, concurrency=concurrency)
+        return Worker(self, nc, concurrency=concurrency, tracer_provider=tracer_provider)
 
     async def serve(
         self,
@@ -219,6 +223,7 @@ class WorkerApp:
         stop: asyncio.Event | None = None,
         on_ready: Callable[[Worker], None] | None = None,
         metrics: tuple[str, int] | None = None,
+        tracer_provider: Any = None,
     ) -> WorkerStats:
         """Connect, run until SIGINT/SIGTERM (or ``stop`` is set), drain, close; return the stats.
 
@@ -227,6 +232,7 @@ class WorkerApp:
         connected, the worker reconnects on its own. ``on_ready`` is called once subscribed.
         ``metrics`` is a ``(host, port)`` to serve ``/metrics``, ``/healthz`` and ``/readyz``
         on (port 0: a free one; ``worker.metrics.url`` says where), up until the drain ends.
+        With an OpenTelemetry ``tracer_provider`` every handler call is a span.
         """
         self._check_runnable(concurrency)
         lifecycle = Lifecycle()
@@ -239,7 +245,7 @@ class WorkerApp:
             )
             nc = await connect_service(settings, on_event=_log_connection)
             try:
-                worker = Worker(self, nc, concurrency=concurrency)
+                worker = Worker(self, nc, concurrency=concurrency, tracer_provider=tracer_provider)
                 server: MetricsServer | None = None
                 try:
                     async with worker:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Mapping
 from time import perf_counter
 from types import TracebackType
 from typing import Any
@@ -31,6 +31,7 @@ from cerouter.log import event_fields, get_logger
 from cerouter.nats.connection import full_flush
 from cerouter.nats.pull import PullConsumer
 from cerouter.routing.subjects import SubjectTemplate
+from cerouter.tracing import Tracing
 from cerouter.types import Reason
 from cerouter.worker.jetstream import KeepAlive, ensure_consumer, find_stream
 from cerouter.worker.metrics import WorkerMetrics
@@ -57,8 +58,17 @@ class Worker:
     closes it.
     """
 
-    def __init__(self, app: AppSettings, nc: Client, *, concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        app: AppSettings,
+        nc: Client,
+        *,
+        concurrency: int | None = None,
+        tracer_provider: Any = None,
+    ) -> None:
         self.app = app
+        # With a TracerProvider, every handler call is a span (cerouter.tracing).
+        self._tracing = None if tracer_provider is None else Tracing(tracer_provider)
         self.nc = nc
         self.js = nc.jetstream()
         self.default_concurrency = concurrency if concurrency is not None else app.concurrency
@@ -232,7 +242,7 @@ class Worker:
             headers = msg.headers or {}
             set_delivery(Delivery(msg.subject, queue.name, False, 1, event.mode, request, headers))
             try:
-                result = await self._call(spec, cloud_event)
+                result = await self._call(spec, cloud_event, queue, headers, event)
             except Exception as exc:
                 await self._outcomes.failed_core(queue, msg, event, exc, stats)
                 return
@@ -314,7 +324,7 @@ class Worker:
             Delivery(msg.subject, queue.name, True, attempt, event.mode, False, msg.headers or {})
         )
         try:
-            result = await self._call(spec, cloud_event)
+            result = await self._call(spec, cloud_event, queue, msg.headers, event)
         except asyncio.CancelledError:
             stats.requeued += 1
             await msg.nak()  # drain gave up on it: another worker takes it now
@@ -328,17 +338,46 @@ class Worker:
 
     # ------------------------------------------------------------------ shared steps
 
-    async def _call(self, spec: HandlerSpec, event: CloudEvent) -> CloudEvent | None:
+    async def _call(
+        self,
+        spec: HandlerSpec,
+        event: CloudEvent,
+        queue: QueueSpec,
+        headers: Mapping[str, str] | None,
+        decoded: DecodedEvent,
+    ) -> CloudEvent | None:
+        if self._tracing is not None:
+            return await self._traced_call(self._tracing, spec, event, queue, headers, decoded)
         started = perf_counter()
         try:
             result = await spec.func(event)
         finally:
             self.metrics.durations[spec].observe(perf_counter() - started)
-        if result is not None and not isinstance(result, CloudEvent):
-            raise TypeError(
-                f"handler returned {type(result).__name__}; return a CloudEvent or None"
-            )
-        return result
+        return _checked(result)
+
+    async def _traced_call(
+        self,
+        tracing: Tracing,
+        spec: HandlerSpec,
+        event: CloudEvent,
+        queue: QueueSpec,
+        headers: Mapping[str, str] | None,
+        decoded: DecodedEvent,
+    ) -> CloudEvent | None:
+        name = getattr(spec.func, "__qualname__", type(spec.func).__name__)
+        span = tracing.handler_span(
+            headers, decoded.attributes, subject=queue.subject, queue=queue.name, handler=name
+        )
+        with tracing.current(span):  # the handler's own log lines carry the span's ids
+            started = perf_counter()
+            try:
+                result = await spec.func(event)
+            except BaseException as exc:
+                tracing.failed(span, [str(Reason.HANDLER)], exc)
+                raise
+            finally:
+                self.metrics.durations[spec].observe(perf_counter() - started)
+            return _checked(result)
 
     @staticmethod
     async def _settle(pull: PullConsumer, ack: Awaitable[None]) -> None:
@@ -357,3 +396,9 @@ class Worker:
         if not task.cancelled() and (exc := task.exception()) is not None:
             # Acks, replies and dead-letters that failed (connection lost): JetStream redelivers.
             log.error("event task failed", error=describe_error(exc))
+
+
+def _checked(result: object) -> CloudEvent | None:
+    if result is not None and not isinstance(result, CloudEvent):
+        raise TypeError(f"handler returned {type(result).__name__}; return a CloudEvent or None")
+    return result
