@@ -4,7 +4,9 @@
 
 Four processes, as in production: nats-server, the HTTP server under test, the load generator
 (``wrk``, C, one thread, N keep-alive connections, a Lua script that gives every request a fresh
-event id), and this script (which only starts, samples and prints). Scenarios, each in structured
+event id; without wrk, ``apt-get install -y wrk``, a fallback of raw asyncio keep-alive clients
+in one Python process, slower and named in the output), and this script (which only starts,
+samples and prints). Scenarios, each in structured
 (``application/cloudevents+json``) and binary (``ce-*`` headers) mode:
 
   (a0) minimal Starlette endpoint: ``await nc.publish`` of the body, no flush (context only)
@@ -22,12 +24,14 @@ with the gateway's HTTP implementation (:func:`cerouter.gateway.server.http_impl
 uvloop, one process, the NATS connection on the same loop; no schema validation (``--validate``
 adds the order schema to (b) and (c)).
 
-Columns: requests/s over the measured window (after a warm-up run), wrk's p50/p99 latency of
-the N closed-loop clients (at saturation, so p50 is about N / rate), CPU per event of the HTTP
-server, of nats-server and of wrk (from /proc and the children's rusage), and the rate as a
-fraction of (a). Any non-2xx answer or socket error fails the run: wrk counts 4xx/5xx
-(``status > 399``) and socket errors (the servers never send 1xx/3xx), and nats-server's
-``in_msgs`` must have grown by at least one message per answered request.
+Columns: requests/s over the measured window (after a warm-up run; best of ``--repeat``
+interleaved rounds), p50/p99 latency of the N closed-loop clients (at saturation, so p50 is
+about N / rate), CPU per event of the HTTP server, of nats-server and of the load generator
+(from /proc and the children's rusage), the rate as a fraction of (a), and the cores that other
+processes kept busy meanwhile (this machine is shared: rerun when that is not near 0). Any
+non-2xx answer or socket error fails the run: wrk counts 4xx/5xx (``status > 399``; the
+servers never send 1xx/3xx) and socket errors, and nats-server's ``in_msgs`` must have grown by
+at least one message per answered request.
 
 SSE: ``GET /events/stream?subscription=out`` (``http.subscriptions: [{name: out, from:
 {stream: OUT}}]``), 10 raw asyncio clients on this script's loop; once all are connected a
@@ -54,6 +58,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,6 +262,8 @@ def serve(kind: str, url: str) -> None:
 
     if kind == "publish":
         uvloop.run(publish_events(url, int(os.environ["BENCH_COUNT"])))
+    elif kind == "loadgen":
+        uvloop.run(python_load(url, json.loads(os.environ["BENCH_LOAD"])))
     else:
         uvloop.run(baseline_main(url, kind))
 
@@ -327,11 +334,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def busy_seconds() -> float:
-    """CPU time the whole machine has spent busy so far (all cores, /proc/stat)."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+    """CPU time the whole machine has spent in processes so far (all cores, /proc/stat).
+
+    Interrupt time is left out: loopback traffic's softirq work is ours but not accounted to
+    any process, so it would count as "other"."""
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = map(
         int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     )
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -353,21 +363,107 @@ class Result:
     p99: float
     server_cpu: float  # µs per event
     nats_cpu: float
-    wrk_cpu: float
+    loadgen_cpu: float
     requests: int
     other: float  # cores used by other processes meanwhile
 
 
-def run_wrk(url: str, script: Path, connections: int, threads: int, seconds: int) -> dict:
-    tag = f"r{next(RUNS)}"  # init() reads it: the prefix of this run's event ids
-    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-           "--timeout", "10s", "-s", str(script), f"{url}/events", "--", tag]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def run_load(url: str, mode: str, seconds: int, args: argparse.Namespace) -> dict:
+    """One closed-loop run of ``args.connections`` keep-alive clients; wrk's summary fields."""
+    tag = f"r{next(RUNS)}"  # the prefix of this run's event ids
+    if args.loadgen == "wrk":
+        with tempfile.TemporaryDirectory(prefix="cerouter-bench-wrk-") as tmp:
+            script = Path(tmp) / f"{mode}.lua"
+            script.write_text(wrk_script(mode))
+            cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections),
+                   "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script),
+                   f"{url}/events", "--", tag]  # fmt: skip
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    else:
+        spec = {"mode": mode, "connections": args.connections, "seconds": seconds, "tag": tag}
+        cmd = [sys.executable, __file__, "--serve", "loadgen", "--url", url]
+        env = {**os.environ, "BENCH_LOAD": json.dumps(spec)}
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
             stats: dict = json.loads(line.removeprefix("WRKJSON "))
             return stats
-    raise SystemExit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    raise SystemExit(f"{args.loadgen} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+
+
+def request_maker(mode: str, host: str) -> Callable[[str], bytes]:
+    """Request bytes for one event id, as the wrk script sends them."""
+    if mode == "structured":
+        head = f"POST /events HTTP/1.1\r\nHost: {host}\r\n"
+        head += "Content-Type: application/cloudevents+json\r\nContent-Length: "
+
+        def structured(event_id: str) -> bytes:
+            body = structured_body(event_id)
+            return b"%b%d\r\n\r\n%b" % (head.encode(), len(body), body)
+
+        return structured
+    body = orjson.dumps(DATA)
+    ce = "".join(f"ce-{k}: {v}\r\n" for k, v in ATTRS.items() if k != "datacontenttype")
+    fixed = (
+        f"POST /events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{ce}"
+        f"Content-Length: {len(body)}\r\n"
+    ).encode()
+
+    def binary(event_id: str) -> bytes:
+        return b"%bce-id: %b\r\n\r\n%b" % (fixed, event_id.encode(), body)
+
+    return binary
+
+
+async def python_load(url: str, spec: dict) -> None:
+    """The fallback load generator: raw asyncio keep-alive clients; prints wrk's summary."""
+    host_port = url.removeprefix("http://")
+    host, port = host_port.rsplit(":", 1)
+    make = request_maker(spec["mode"], host_port)
+    latencies: list[float] = []
+    errors = {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
+    end = time.perf_counter() + spec["seconds"]
+
+    async def client(i: int) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            errors["connect"] += 1
+            return
+        n = 0
+        try:
+            while time.perf_counter() < end:
+                n += 1
+                request = make(f"{spec['tag']}-{i}-{n}")
+                sent = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                lowered = head.lower()
+                at = lowered.find(b"content-length:")
+                if at < 0:
+                    raise ValueError("a response without Content-Length")
+                length = int(lowered[at + 15 : lowered.index(b"\r\n", at)])
+                if length:
+                    await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+                if not 200 <= int(head[9:12]) < 300:
+                    errors["status"] += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors["read"] += 1
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(spec["connections"])))
+    duration = time.perf_counter() - start
+    ordered = sorted(latencies) or [0.0]
+
+    def pct(q: float) -> int:
+        return int(ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1e6)
+
+    summary = {"requests": len(latencies), "duration_us": int(duration * 1e6), **errors,
+               "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)}  # fmt: skip
+    print("WRKJSON " + json.dumps(summary), flush=True)
 
 
 def measure(
@@ -378,9 +474,7 @@ def measure(
     mode: str,
     args: argparse.Namespace,
 ) -> Result:
-    script = Path(tempfile.mkdtemp(prefix="cerouter-bench-wrk-")) / f"{mode}.lua"
-    script.write_text(wrk_script(mode))
-    warm = run_wrk(server.url, script, args.connections, args.threads, args.warmup)
+    warm = run_load(server.url, mode, args.warmup, args)
     check_errors(label, mode, warm, server)
     assert nats_server.pid is not None
     msgs_before = in_msgs(monitor)
@@ -388,7 +482,7 @@ def measure(
     nats_before = cpu_seconds(nats_server.pid)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine_before, own_before = busy_seconds(), cpu_seconds(os.getpid())
-    stats = run_wrk(server.url, script, args.connections, args.threads, args.duration)
+    stats = run_load(server.url, mode, args.duration, args)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine, own = busy_seconds() - machine_before, cpu_seconds(os.getpid()) - own_before
     server_cpu = cpu_seconds(server.proc.pid) - server_before
@@ -402,10 +496,9 @@ def measure(
             f"{label} {mode}: {n} requests answered 2xx but nats-server received only "
             f"{published} messages"
         )
-    wrk_cpu = (
+    loadgen_cpu = (
         children_after.ru_utime + children_after.ru_stime - children.ru_utime - children.ru_stime
     )
-    shutil.rmtree(script.parent, ignore_errors=True)
     elapsed = stats["duration_us"] / 1e6
     return Result(
         rate=n / elapsed,
@@ -413,9 +506,9 @@ def measure(
         p99=stats["p99"] / 1000,
         server_cpu=server_cpu / n * 1e6,
         nats_cpu=nats_cpu / n * 1e6,
-        wrk_cpu=wrk_cpu / n * 1e6,
+        loadgen_cpu=loadgen_cpu / n * 1e6,
         requests=n,
-        other=max(machine - server_cpu - nats_cpu - wrk_cpu - own, 0.0) / elapsed,
+        other=max(machine - server_cpu - nats_cpu - loadgen_cpu - own, 0.0) / elapsed,
     )
 
 
@@ -621,6 +714,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", "-c", type=int, default=16, help="keep-alive clients")
     parser.add_argument("--threads", "-t", type=int, default=1, help="wrk threads")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--duration", type=int, default=8, help="measured seconds per run")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per run")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; best of N per row")
@@ -636,8 +730,13 @@ def main() -> None:
         return
     if args.quick:
         args.duration, args.warmup, args.sse_events, args.repeat = 2, 1, 300, 1
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is required: apt-get install -y wrk")
+    if args.loadgen == "auto":
+        args.loadgen = "wrk" if shutil.which("wrk") else "python"
+    if args.loadgen == "wrk":
+        version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
+        tool = f"wrk {version} (C, {args.threads} thread(s), Lua script)"
+    else:
+        tool = "Python raw-socket asyncio keep-alive clients on uvloop, one process"
     wanted = set(args.only.split(",")) if args.only else None
     load = os.getloadavg()
     if load[0] > 0.7:
@@ -657,9 +756,8 @@ def main() -> None:
                     best[label, mode] = result
     rows = [(label, mode, r) for (label, mode), r in best.items()]
     base = {mode: r.rate for label, mode, r in rows if label.startswith("(a)")}
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
     print(
-        f"\nHTTP ingress: wrk {wrk_version}, {args.threads} thread(s), {args.connections} "
+        f"\nHTTP ingress, load generator: {tool}; {args.connections} "
         f"keep-alive connections, {args.duration}s measured after {args.warmup}s warm-up, best "
         f"of {args.repeat} interleaved rounds; "
         f"uvicorn + {http_implementation()} on uvloop; events of "
@@ -669,14 +767,15 @@ def main() -> None:
     )
     print(
         "| scenario | mode | events/s | p50 ms | p99 ms | server CPU µs/ev "
-        "| nats-server CPU µs/ev | wrk CPU µs/ev | x (a) | other CPU |"
+        "| nats-server CPU µs/ev | load gen. CPU µs/ev | x (a) | other CPU |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, mode, r in rows:
         ratio = f"{r.rate / base[mode]:.2f}" if mode in base else "-"
         print(
             f"| {label} | {mode} | {r.rate:,.0f} | {r.p50:.2f} | {r.p99:.2f} "
-            f"| {r.server_cpu:.0f} | {r.nats_cpu:.0f} | {r.wrk_cpu:.0f} | {ratio} | {r.other:.2f} |"
+            f"| {r.server_cpu:.0f} | {r.nats_cpu:.0f} | {r.loadgen_cpu:.0f} | {ratio} "
+            f"| {r.other:.2f} |"
         )
     if wanted is None or "sse" in wanted:
         print()
