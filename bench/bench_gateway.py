@@ -1,13 +1,16 @@
 """HTTP gateway throughput and latency against a minimal Starlette publisher, in the same run.
 
-    .venv/bin/python bench/bench_gateway.py [--connections 16] [--duration 10] [--quick]
+    .venv/bin/python bench/bench_gateway.py [--connections 16] [--duration 8] [--repeat 2] [--quick]
 
 Four processes, as in production: nats-server, the HTTP server under test, the load generator
 (``wrk``, C, one thread, N keep-alive connections, a Lua script that gives every request a fresh
 event id; without wrk, ``apt-get install -y wrk``, a fallback of raw asyncio keep-alive clients
 in one Python process, slower and named in the output), and this script (which only starts,
-samples and prints). Scenarios, each in structured
-(``application/cloudevents+json``) and binary (``ce-*`` headers) mode:
+samples and prints). The server under test is pinned to the first CPU and everything else to
+the others (``--no-pin``: the scheduler decides), so that where the scheduler happens to put
+four busy processes on two cores does not change the result from one run to the next.
+Scenarios, each in structured (``application/cloudevents+json``) and binary (``ce-*`` headers)
+mode:
 
   (a0) minimal Starlette endpoint: ``await nc.publish`` of the body, no flush (context only)
   (a)  the same endpoint, ``await nc.publish`` then ``await nc.flush()`` (the baseline)
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -268,6 +272,26 @@ def serve(kind: str, url: str) -> None:
         uvloop.run(baseline_main(url, kind))
 
 
+SERVER_CPUS: set[int] | None = None  # --pin: the server under test runs alone on these
+OTHER_CPUS: set[int] | None = None  # ... and nats-server and the load generator on these
+
+
+def pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps the child (and every thread it starts) on ``cpus``."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def pin_all_threads(pid: int, cpus: set[int] | None) -> None:
+    """Move a running process, every thread of it (nats-server is Go), to ``cpus``."""
+    if cpus is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
@@ -288,7 +312,7 @@ def start_baseline(kind: str, nats_url: str, workdir: Path) -> Server:
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", kind, "--url", nats_url],
-            stdout=subprocess.PIPE, stderr=err,
+            stdout=subprocess.PIPE, stderr=err, preexec_fn=pin(SERVER_CPUS),
         )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -310,7 +334,7 @@ def start_cerouter(to: str, nats_url: str, validate: bool) -> Server:
         proc = subprocess.Popen(
             [exe, "run", "--routes", str(workdir / "routes.yaml"), "--nats-url", nats_url,
              "--http", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"],
-            cwd=workdir, stdout=subprocess.DEVNULL, stderr=err,
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=pin(SERVER_CPUS),
         )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -378,12 +402,16 @@ def run_load(url: str, mode: str, seconds: int, args: argparse.Namespace) -> dic
             cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections),
                    "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script),
                    f"{url}/events", "--", tag]  # fmt: skip
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            out = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, preexec_fn=pin(OTHER_CPUS)
+            )
     else:
         spec = {"mode": mode, "connections": args.connections, "seconds": seconds, "tag": tag}
         cmd = [sys.executable, __file__, "--serve", "loadgen", "--url", url]
         env = {**os.environ, "BENCH_LOAD": json.dumps(spec)}
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, env=env, preexec_fn=pin(OTHER_CPUS)
+        )
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
             stats: dict = json.loads(line.removeprefix("WRKJSON "))
@@ -696,6 +724,8 @@ def run_scenario(
     config = ServerConfig(port=RANDOM_PORT, extra_args=("-m", str(monitor)))
     results: dict[str, Result] = {}
     with EmbeddedServer(config) as nats_server:
+        assert nats_server.pid is not None
+        pin_all_threads(nats_server.pid, OTHER_CPUS)
         if to is None:
             workdir = Path(tempfile.mkdtemp(prefix="cerouter-bench-gw-"))
             server = start_baseline(kind, nats_server.url, workdir)
@@ -715,6 +745,9 @@ def main() -> None:
     parser.add_argument("--connections", "-c", type=int, default=16, help="keep-alive clients")
     parser.add_argument("--threads", "-t", type=int, default=1, help="wrk threads")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let the scheduler place the processes"
+    )
     parser.add_argument("--duration", type=int, default=8, help="measured seconds per run")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per run")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; best of N per row")
@@ -730,6 +763,11 @@ def main() -> None:
         return
     if args.quick:
         args.duration, args.warmup, args.sse_events, args.repeat = 2, 1, 300, 1
+    global SERVER_CPUS, OTHER_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2:
+        SERVER_CPUS, OTHER_CPUS = {cpus[0]}, set(cpus[1:])
+        os.sched_setaffinity(0, OTHER_CPUS)  # this script, its SSE readers and children
     if args.loadgen == "auto":
         args.loadgen = "wrk" if shutil.which("wrk") else "python"
     if args.loadgen == "wrk":
@@ -756,11 +794,17 @@ def main() -> None:
                     best[label, mode] = result
     rows = [(label, mode, r) for (label, mode), r in best.items()]
     base = {mode: r.rate for label, mode, r in rows if label.startswith("(a)")}
+    placement = (
+        f"server pinned to CPU {sorted(SERVER_CPUS)}, nats-server + load generator to "
+        f"{sorted(OTHER_CPUS)}"
+        if SERVER_CPUS and OTHER_CPUS
+        else "processes not pinned"
+    )
     print(
         f"\nHTTP ingress, load generator: {tool}; {args.connections} "
         f"keep-alive connections, {args.duration}s measured after {args.warmup}s warm-up, best "
         f"of {args.repeat} interleaved rounds; "
-        f"uvicorn + {http_implementation()} on uvloop; events of "
+        f"uvicorn + {http_implementation()} on uvloop; {placement}; events of "
         f"{len(structured_body('1-1'))} bytes (structured); {os.cpu_count()} cores, load "
         f"{load[0]:.2f} at start{'; schema-validated' if args.validate else ''}; other CPU: cores "
         "busy with processes outside the benchmark during the measured window\n"
