@@ -1,6 +1,6 @@
 """HTTP gateway throughput and latency against a minimal Starlette publisher, in the same run.
 
-    .venv/bin/python bench/bench_gateway.py [--connections 16] [--duration 8] [--repeat 2] [--quick]
+    .venv/bin/python bench/bench_gateway.py [--connections 16] [--duration 6] [--repeat 3] [--quick]
 
 Four processes, as in production: nats-server, the HTTP server under test, the load generator
 (``wrk``, C, one thread, N keep-alive connections, a Lua script that gives every request a fresh
@@ -27,14 +27,15 @@ with the gateway's HTTP implementation (:func:`cerouter.gateway.server.http_impl
 uvloop, one process, the NATS connection on the same loop; no schema validation (``--validate``
 adds the order schema to (b) and (c)).
 
-Columns: requests/s over the measured window (after a warm-up run; best of ``--repeat``
-interleaved rounds), p50/p99 latency of the N closed-loop clients (at saturation, so p50 is
-about N / rate), CPU per event of the HTTP server, of nats-server and of the load generator
-(from /proc and the children's rusage), the rate as a fraction of (a), and the cores that other
-processes kept busy meanwhile (this machine is shared: rerun when that is not near 0). Any
-non-2xx answer or socket error fails the run: wrk counts 4xx/5xx (``status > 399``; the
-servers never send 1xx/3xx) and socket errors, and nats-server's ``in_msgs`` must have grown by
-at least one message per answered request.
+Columns: requests/s over the measured window (after a warm-up run; the best of ``--repeat``
+interleaved rounds, with that round's other columns), p50/p99 latency of the N closed-loop
+clients (at saturation, so p50 is about N / rate), CPU per event of the HTTP server, of
+nats-server and of the load generator (from /proc and the children's rusage), the rate as a
+fraction of (a) (the median over rounds of each round's ratio, the two measured a minute apart
+at most), and the cores that other processes kept busy meanwhile (this machine is shared:
+rerun when that is not near 0). Any non-2xx answer or socket error fails the run: wrk counts
+4xx/5xx (``status > 399``; the servers never send 1xx/3xx) and socket errors, and
+nats-server's ``in_msgs`` must have grown by at least one message per answered request.
 
 SSE: ``GET /events/stream?subscription=out`` (``http.subscriptions: [{name: out, from:
 {stream: OUT}}]``), 10 raw asyncio clients on this script's loop; once all are connected a
@@ -748,9 +749,9 @@ def main() -> None:
     parser.add_argument(
         "--no-pin", action="store_true", help="let the scheduler place the processes"
     )
-    parser.add_argument("--duration", type=int, default=8, help="measured seconds per run")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per run")
-    parser.add_argument("--repeat", type=int, default=2, help="rounds; best of N per row")
+    parser.add_argument("--duration", type=int, default=6, help="measured seconds per run")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per run")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--sse-events", type=int, default=5000)
     parser.add_argument("--validate", action="store_true", help="schema-validate in (b), (c)")
     parser.add_argument("--only", help="comma-separated scenario keys: a0,a,b,c0,c,sse")
@@ -782,18 +783,16 @@ def main() -> None:
             f"warning: load average {load[0]:.2f}: the machine is busy, numbers will be low",
             file=sys.stderr,
         )
-    best: dict[tuple[str, str], Result] = {}
-    for round_ in range(args.repeat):  # interleaved rounds, best of N: the machine is shared
+    runs: dict[tuple[str, str], list[Result]] = {}
+    for round_ in range(args.repeat):  # interleaved rounds: the machine is shared
         for label, kind, to in SCENARIOS:
             key = label.split(")")[0].removeprefix("(")
             if wanted is not None and key not in wanted:
                 continue
             for mode, result in run_scenario(label, kind, to, args).items():
                 print(f"  round {round_ + 1} {label} {mode}: {result.rate:,.0f}/s", file=sys.stderr)
-                if (label, mode) not in best or result.rate > best[label, mode].rate:
-                    best[label, mode] = result
-    rows = [(label, mode, r) for (label, mode), r in best.items()]
-    base = {mode: r.rate for label, mode, r in rows if label.startswith("(a)")}
+                runs.setdefault((label, mode), []).append(result)
+    base = {mode: r for (label, mode), r in runs.items() if label.startswith("(a)")}
     placement = (
         f"server pinned to CPU {sorted(SERVER_CPUS)}, nats-server + load generator to "
         f"{sorted(OTHER_CPUS)}"
@@ -802,8 +801,9 @@ def main() -> None:
     )
     print(
         f"\nHTTP ingress, load generator: {tool}; {args.connections} "
-        f"keep-alive connections, {args.duration}s measured after {args.warmup}s warm-up, best "
-        f"of {args.repeat} interleaved rounds; "
+        f"keep-alive connections, {args.duration}s measured after {args.warmup}s warm-up, "
+        f"{args.repeat} interleaved rounds (each row: the round with the best rate; x (a): the "
+        "median over rounds of the rate over (a)'s in the same round); "
         f"uvicorn + {http_implementation()} on uvloop; {placement}; events of "
         f"{len(structured_body('1-1'))} bytes (structured); {os.cpu_count()} cores, load "
         f"{load[0]:.2f} at start{'; schema-validated' if args.validate else ''}; other CPU: cores "
@@ -814,8 +814,12 @@ def main() -> None:
         "| nats-server CPU µs/ev | load gen. CPU µs/ev | x (a) | other CPU |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, mode, r in rows:
-        ratio = f"{r.rate / base[mode]:.2f}" if mode in base else "-"
+    for (label, mode), results in runs.items():
+        r = max(results, key=lambda x: x.rate)
+        ratio = "-"
+        if mode in base:  # each round's rate against the baseline's in the same round
+            pairs = zip(results, base[mode], strict=True)
+            ratio = f"{statistics.median(x.rate / b.rate for x, b in pairs):.2f}"
         print(
             f"| {label} | {mode} | {r.rate:,.0f} | {r.p50:.2f} | {r.p99:.2f} "
             f"| {r.server_cpu:.0f} | {r.nats_cpu:.0f} | {r.loadgen_cpu:.0f} | {ratio} "
