@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -169,3 +170,44 @@ async def full_flush(nc: Client) -> None:
     """
     await nc.flush()
     await nc.flush()
+
+
+class FlushGroup:
+    """Concurrent flushes share one PING: each caller waits for the first PING sent after it
+    asked (its publishes are buffered before that PING), one round trip in flight at a time.
+
+    Measured with the HTTP gateway, where every request flushes: the router's CPU per event
+    fell from 185 to 159 µs and nats-server's from 63 to 25 µs (``bench/bench_gateway.py``).
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._next: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def flush(self, timeout: int) -> None:  # noqa: ASYNC109 - nats-py's flush timeout
+        """Return once the server has every publish buffered before this call."""
+        future = self._next
+        if future is None:
+            future = self._next = asyncio.get_running_loop().create_future()
+            if self._task is None or self._task.done():
+                self._task = asyncio.ensure_future(self._run(timeout))
+        await asyncio.wait_for(asyncio.shield(future), timeout + 1)
+
+    async def _run(self, timeout: int) -> None:  # noqa: ASYNC109 - passed to nats-py
+        while (future := self._next) is not None:
+            self._next = None
+            nc = self._nc
+            try:
+                if nc.is_connected and nc._pending_data_size and nc._transport is not None:
+                    # nats-py writes its PING straight to the socket, ahead of the publishes
+                    # still buffered: hand those over first, or the PONG proves nothing.
+                    nc._transport.writelines(nc._pending)
+                    nc._pending = []
+                    nc._pending_data_size = 0
+                await nc.flush(timeout=timeout)
+            except Exception as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: every waiter may be gone
+            else:
+                future.set_result(None)

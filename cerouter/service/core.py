@@ -48,6 +48,7 @@ from cerouter.delivery.dispatch import Dispatcher, Pending, failures_of, wait_al
 from cerouter.errors import BindingError, DeliveryError
 from cerouter.ingress.base import Verdict
 from cerouter.log import event_fields, get_logger
+from cerouter.nats.connection import FlushGroup
 from cerouter.pipeline import Decision, Pipeline, Rejection
 from cerouter.service.metrics import failed_schema
 from cerouter.service.stats import UNDECODED, IngressKind, Outcome, Stats
@@ -115,6 +116,7 @@ class RouterCore:
         self._recreate = recreate_deadletter
         self._inflight: set[asyncio.Task[object]] = set()
         self._slots = asyncio.Semaphore(options.max_inflight)
+        self._flushes = FlushGroup(nc)
         self._metered = options.metrics
         self._received_core = stats.received[IngressKind.CORE]
         self._tracing: Tracing | None = None
@@ -267,7 +269,7 @@ class RouterCore:
         if buffered:
             # Core publishes are only buffered: the server has them once a flush returns.
             try:
-                await self._nc.flush(timeout=int(max(self.options.ack_timeout, 1)))
+                await self._flushes.flush(int(max(self.options.ack_timeout, 1)))
             except Exception as exc:
                 flush_error = f"flush failed: {exc or type(exc).__name__}"
         await wait_all([p for _, _, pending in started for p in pending], self.options.ack_timeout)
