@@ -23,7 +23,7 @@ round trip: the server has the message), so the baseline that gives the same gua
 one to beat; (a0) shows what that guarantee costs. The baseline publishes the body with the
 headers the gateway would also hand on (``Content-Type`` and the ``ce-*`` headers, unchanged,
 through nats-py's public ``publish``) and answers the same 202 body. Every server runs uvicorn
-with the gateway's HTTP implementation (:func:`cerouter.gateway.server.http_implementation`) on
+with the gateway's HTTP implementation (:func:`cerouter.gateway.server.http_protocol`) on
 uvloop, one process, the NATS connection on the same loop; no schema validation (``--validate``
 adds the order schema to (b) and (c)).
 
@@ -72,7 +72,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cerouter.gateway.server import http_implementation
+from cerouter.config.model import HttpLimits
+from cerouter.gateway.server import http_protocol
 from cerouter.nats.embedded import RANDOM_PORT, EmbeddedServer, ServerConfig
 
 ATTRS = {"specversion": "1.0", "source": "/bench/shop", "type": "com.example.order.created",
@@ -117,6 +118,11 @@ http:
 
 SSE_CLIENTS = 10
 RUNS = itertools.count()  # every wrk run sends its own event ids (JetStream de-duplicates)
+
+
+def _protocol_name() -> str:
+    proto = http_protocol(HttpLimits())
+    return proto if isinstance(proto, str) else proto.__name__
 
 
 def structured_body(event_id: str) -> bytes:
@@ -227,7 +233,7 @@ async def baseline_main(url: str, kind: str) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
-        http=http_implementation(),
+        http=http_protocol(HttpLimits()),
     )
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -804,7 +810,7 @@ def main() -> None:
         f"keep-alive connections, {args.duration}s measured after {args.warmup}s warm-up, "
         f"{args.repeat} interleaved rounds (each row: the round with the best rate; x (a): the "
         "median over rounds of the rate over (a)'s in the same round); "
-        f"uvicorn + {http_implementation()} on uvloop; {placement}; events of "
+        f"uvicorn + {_protocol_name()} on uvloop; {placement}; events of "
         f"{len(structured_body('1-1'))} bytes (structured); {os.cpu_count()} cores, load "
         f"{load[0]:.2f} at start{'; schema-validated' if args.validate else ''}; other CPU: cores "
         "busy with processes outside the benchmark during the measured window\n"
